@@ -1,0 +1,57 @@
+"""vwmerge: read, merge and write Vowpal Wabbit 9.x binary model files.
+
+Library API::
+
+    import vwmerge
+    a, b = vwmerge.load("a.model"), vwmerge.load("b.model")
+    merged = vwmerge.merge([a, b])              # VW's semantics (example-count weighting)
+    merged = vwmerge.merge([a, b], weights=[3, 1])   # θ = 0.75·θa + 0.25·θb
+    merged.save("merged.model")
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .errors import IncompatibleModelsError, MergeError, ModelFormatError, PluginError, VWMergeError
+from .header import Header
+from .io import SectionIO
+from .options import Options
+from .registry import Registry, default_registry, hookimpl, make_plugin_manager
+from .stack import ModelInfo, ReductionSpec, StackEntry, rank_of
+from .weights import WeightTable
+
+try:
+    __version__ = version("vwmerge")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+# Imported last: these modules import the names above.
+from .merging import MergeContext, ModelWeights, merge
+from .workspace import Workspace, load
+
+__all__ = [
+    "Header",
+    "IncompatibleModelsError",
+    "MergeContext",
+    "MergeError",
+    "ModelFormatError",
+    "ModelInfo",
+    "ModelWeights",
+    "Options",
+    "PluginError",
+    "ReductionSpec",
+    "Registry",
+    "SectionIO",
+    "StackEntry",
+    "VWMergeError",
+    "WeightTable",
+    "Workspace",
+    "__version__",
+    "default_registry",
+    "hookimpl",
+    "load",
+    "make_plugin_manager",
+    "merge",
+    "rank_of",
+]

@@ -1,0 +1,161 @@
+"""Bounds-checked little-endian reading and writing of VW's binary encodings.
+
+VW's own reader trusts every length it finds and reads short files silently. vwmerge checks
+every count against the bytes that are really left *before* allocating anything, so a corrupt
+or hostile file produces a clear :class:`ModelFormatError`, never a MemoryError.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import ModelFormatError
+
+_FMT = {
+    "u8": "<B",
+    "bool": "<B",
+    "i32": "<i",
+    "u32": "<I",
+    "u64": "<Q",
+    "i64": "<q",
+    "f32": "<f",
+    "f64": "<d",
+}
+
+
+class Reader:
+    """A cursor over an immutable buffer (bytes or a read-only mmap)."""
+
+    def __init__(self, buf: bytes | memoryview | Any, source: str = "<bytes>", pos: int = 0) -> None:
+        self.buf = memoryview(buf).cast("B") if not isinstance(buf, memoryview) else buf
+        self.source = source
+        self.pos = pos
+
+    @property
+    def size(self) -> int:
+        return len(self.buf)
+
+    @property
+    def remaining(self) -> int:
+        return len(self.buf) - self.pos
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.buf)
+
+    def fail(self, message: str) -> ModelFormatError:
+        return ModelFormatError(message, source=self.source)
+
+    def need(self, n: int, what: str) -> None:
+        if n < 0 or n > self.remaining:
+            raise self.fail(
+                f"truncated or corrupt: {what} needs {n} bytes at offset {self.pos}, "
+                f"but only {self.remaining} remain (file size {self.size})"
+            )
+
+    def bytes(self, n: int, what: str = "data") -> bytes:
+        self.need(n, what)
+        out = bytes(self.buf[self.pos : self.pos + n])
+        self.pos += n
+        return out
+
+    def scalar(self, kind: str, what: str) -> Any:
+        fmt = _FMT[kind]
+        size = struct.calcsize(fmt)
+        self.need(size, what)
+        (value,) = struct.unpack_from(fmt, self.buf, self.pos)
+        self.pos += size
+        if kind == "bool":
+            return value != 0
+        return value
+
+    def u8(self, what: str = "u8") -> int:
+        return int(self.scalar("u8", what))
+
+    def boolean(self, what: str = "bool") -> bool:
+        return bool(self.scalar("bool", what))
+
+    def u32(self, what: str = "u32") -> int:
+        return int(self.scalar("u32", what))
+
+    def i32(self, what: str = "i32") -> int:
+        return int(self.scalar("i32", what))
+
+    def u64(self, what: str = "u64") -> int:
+        return int(self.scalar("u64", what))
+
+    def f32(self, what: str = "f32") -> float:
+        return float(self.scalar("f32", what))
+
+    def f64(self, what: str = "f64") -> float:
+        return float(self.scalar("f64", what))
+
+    def array(self, dtype: npt.DTypeLike, count: int, what: str = "array") -> np.ndarray:
+        """Read ``count`` items of ``dtype`` as a private copy (size checked before allocating)."""
+        dt = np.dtype(dtype)
+        self.need(count * dt.itemsize, what)
+        out = np.frombuffer(self.buf, dtype=dt, count=count, offset=self.pos).copy()
+        self.pos += count * dt.itemsize
+        return out
+
+    def view(self, dtype: npt.DTypeLike, count: int, what: str = "array") -> np.ndarray:
+        """Like :meth:`array` but zero-copy (a read-only view into the buffer)."""
+        dt = np.dtype(dtype)
+        self.need(count * dt.itemsize, what)
+        out = np.frombuffer(self.buf, dtype=dt, count=count, offset=self.pos)
+        self.pos += count * dt.itemsize
+        return out
+
+    def count(self, what: str, item_size: int, kind: str = "u32") -> int:
+        """Read an element count and check that ``count * item_size`` bytes can follow."""
+        n = int(self.scalar(kind, f"{what} count"))
+        if item_size > 0 and n * item_size > self.remaining:
+            raise self.fail(
+                f"corrupt: {what} claims {n} items ({n * item_size} bytes) at offset {self.pos}, "
+                f"but only {self.remaining} bytes remain"
+            )
+        return n
+
+
+class Writer:
+    """Accumulates bytes; the symmetric twin of :class:`Reader`."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def bytes(self, data: bytes | memoryview) -> None:
+        self.parts.append(bytes(data))
+
+    def scalar(self, kind: str, value: Any) -> None:
+        self.parts.append(struct.pack(_FMT[kind], int(value) if kind in ("bool",) else value))
+
+    def u8(self, value: int) -> None:
+        self.scalar("u8", value)
+
+    def boolean(self, value: bool) -> None:
+        self.scalar("bool", 1 if value else 0)
+
+    def u32(self, value: int) -> None:
+        self.scalar("u32", value)
+
+    def i32(self, value: int) -> None:
+        self.scalar("i32", value)
+
+    def u64(self, value: int) -> None:
+        self.scalar("u64", value)
+
+    def f32(self, value: float) -> None:
+        self.scalar("f32", value)
+
+    def f64(self, value: float) -> None:
+        self.scalar("f64", value)
+
+    def array(self, arr: np.ndarray, dtype: npt.DTypeLike | None = None) -> None:
+        a = np.ascontiguousarray(arr, dtype=dtype) if dtype is not None else np.ascontiguousarray(arr)
+        self.parts.append(a.tobytes())
+
+    def getvalue(self) -> bytes:
+        return b"".join(self.parts)

@@ -1,0 +1,97 @@
+"""The plugin contract. Every reduction vwmerge understands, built-in or not, is a pluggy plugin
+that implements these hooks and is found through the ``vwmerge`` entry-point group::
+
+    [project.entry-points.vwmerge]
+    my_reduction = "my_package.my_module"
+
+A plugin first *declares* its reductions (:func:`vwmerge_reductions`). For every other hook the
+core calls only the plugin that owns the reduction at hand, so an implementation never sees a
+reduction it did not declare (a plugin with several reductions dispatches on
+``reduction.name``). All hooks except :func:`vwmerge_reductions` are ``firstresult``.
+
+If two plugins declare the same reduction name, a plugin from a distribution other than
+``vwmerge`` overrides the built-in one (logged at info level); two third-party plugins
+declaring the same name is an error naming both (block one with ``VWMERGE_BLOCK_PLUGINS``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .io import SectionIO
+    from .merging import MergeContext, ModelWeights
+    from .stack import ReductionSpec, StackEntry
+
+hookspec = pluggy.HookspecMarker("vwmerge")
+
+
+@hookspec
+def vwmerge_reductions() -> Sequence[ReductionSpec]:
+    """Declare the reductions this plugin provides.
+
+    Return :class:`vwmerge.ReductionSpec` objects: name, stack rank (use
+    :func:`vwmerge.rank_of`), the options that enable the reduction and the ones it owns,
+    whether it writes a model-file section, whether it is a bottom learner, and its feature width.
+    The core derives each model's stack from these, like VW does from its setup list.
+    """
+
+
+@hookspec(firstresult=True)
+def vwmerge_save_load(reduction: StackEntry, io: SectionIO, state: Any) -> Any:
+    """Read or write this reduction's section of a model file (VW's ``save_load``).
+
+    One hook for both directions so that the layout is written down once. When ``io.reading``
+    is true, ``state`` is None: read the section from ``io.reader`` and return the state object
+    (anything; an attrs frozen class is recommended). Otherwise write ``state`` to
+    ``io.writer`` and return None. Reading then writing must reproduce the bytes exactly.
+    A bottom learner reads to the end of the file (``io.reader.remaining``); ``io.model`` gives
+    the header, options and stack; ``io.load_weights`` is false for a dry run, where a bottom
+    learner may skip its rows (but should still validate their size).
+    """
+
+
+@hookspec(firstresult=True)
+def vwmerge_merge(
+    reduction: StackEntry,
+    states: Sequence[Any],
+    weights: ModelWeights,
+    base: Any | None,
+    context: MergeContext,
+) -> Any:
+    """Merge one reduction's states from all models into the output state.
+
+    ``states`` are in input order; ``weights`` carries the per-model weights (VW's
+    example-count weights or the user's explicit ones, normalized or not, see
+    :class:`vwmerge.ModelWeights`). ``base`` is the base model's state when merging in base mode
+    and the plugin has no add/subtract hooks (otherwise the core passes deltas and base=None).
+    For the bottom learner the state includes the weight table. Return None to decline: the core
+    then keeps the first model's (or the base's) state and warns.
+    """
+
+
+@hookspec(firstresult=True)
+def vwmerge_subtract(reduction: StackEntry, state: Any, base: Any, context: MergeContext) -> Any:
+    """Return ``state − base`` for base-model mode (only for additive states)."""
+
+
+@hookspec(firstresult=True)
+def vwmerge_add(reduction: StackEntry, base: Any, delta: Any, context: MergeContext) -> Any:
+    """Return ``base + delta``: the inverse of :func:`vwmerge_subtract` applied to a merged delta."""
+
+
+@hookspec(firstresult=True)
+def vwmerge_example_count(reduction: StackEntry, state: Any) -> float | None:
+    """Bottom learners: the model's weighted labeled example count (VW's merge weight).
+
+    Return None when the model does not record it (``--predict_only_model``); the core then
+    weights such models equally and warns.
+    """
+
+
+@hookspec(firstresult=True)
+def vwmerge_describe(reduction: StackEntry, state: Any) -> dict[str, Any] | None:
+    """A small JSON-able summary of the state for ``vwmerge inspect`` (counters, sizes)."""

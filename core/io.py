@@ -1,0 +1,32 @@
+"""The object a plugin's ``vwmerge_save_load`` receives: one direction at a time."""
+
+from __future__ import annotations
+
+import attrs
+
+from .binio import Reader, Writer
+from .stack import ModelInfo
+
+
+@attrs.define
+class SectionIO:
+    """Either a :class:`Reader` (``reading``) or a :class:`Writer`, plus the model context."""
+
+    model: ModelInfo
+    reader: Reader | None = None
+    writer: Writer | None = None
+    load_weights: bool = True
+
+    @property
+    def reading(self) -> bool:
+        return self.reader is not None
+
+    @property
+    def r(self) -> Reader:
+        assert self.reader is not None, "section is being written, not read"
+        return self.reader
+
+    @property
+    def w(self) -> Writer:
+        assert self.writer is not None, "section is being read, not written"
+        return self.writer

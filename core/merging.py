@@ -1,0 +1,244 @@
+"""Merging workspaces: compatibility checks, per-model weights, walking the stack.
+
+The core knows nothing about any reduction's state; it checks that the models can be merged,
+decides each model's weight, then asks each reduction's plugin to merge (top of stack first, as
+VW does) and assembles the output workspace.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+import structlog
+
+from .errors import IncompatibleModelsError, MergeError, PluginError
+from .header import Header
+from .options import Options
+from .registry import Registry
+from .stack import ModelInfo, StackEntry
+from .workspace import Workspace
+
+log = structlog.get_logger("vwmerge")
+
+
+@attrs.frozen(eq=False)
+class ModelWeights:
+    """The per-model weights a merge uses.
+
+    ``values`` (float64) are the weights to apply: normalized to sum 1 unless the user asked for
+    ``normalize=False``. ``explicit`` is true when the user gave them; then every parameter is
+    exactly Σ wᵢθᵢ. Otherwise they come from example counts and ``vw_f32`` holds VW's own float32
+    weights (``f32(cᵢ / S)`` with S summed in float32, in input order) for bit-exact parity.
+    """
+
+    values: np.ndarray
+    explicit: bool
+    vw_f32: np.ndarray
+    counts: tuple[float | None, ...]
+    equal_fallback: bool = False
+
+
+@attrs.frozen(eq=False)
+class MergeContext:
+    """Everything a merge hook may consult besides the states themselves."""
+
+    models: tuple[ModelInfo, ...]
+    base: ModelInfo | None
+    output: ModelInfo
+    weights: ModelWeights
+    registry: Registry = attrs.field(repr=False)
+
+    @property
+    def sources(self) -> list[str]:
+        return [m.source for m in self.models]
+
+    def warn(self, reduction: StackEntry | str, message: str, **kw: Any) -> None:
+        name = reduction if isinstance(reduction, str) else reduction.name
+        log.warning(message, reduction=name, **kw)
+
+
+def _check_compatible(first: Workspace, other: Workspace) -> None:
+    def bad(what: str) -> IncompatibleModelsError:
+        return IncompatibleModelsError(f"cannot be merged with {first.source}: {what}", source=other.source)
+
+    if other.header.bits != first.header.bits:
+        raise bad(f"bits differ ({other.header.bits} here, {first.header.bits} there)")
+    if other.options.configuration() != first.options.configuration():
+        raise bad(f"options differ ({first.options.diff(other.options)})")
+    if other.header.lda != first.header.lda:
+        raise bad(f"lda topics differ ({other.header.lda} vs {first.header.lda})")
+    if (other.header.ngrams, other.header.skips) != (first.header.ngrams, first.header.skips):
+        raise bad("--ngram/--skips differ")
+    if [e.name for e in other.stack] != [e.name for e in first.stack]:
+        raise bad(
+            "reduction stacks differ ("
+            + " > ".join(e.name for e in other.stack)
+            + " vs "
+            + " > ".join(e.name for e in first.stack)
+            + ")"
+        )
+    if [e.width for e in other.stack] != [e.width for e in first.stack]:
+        raise bad("reduction widths differ")
+
+
+def _vw_count_weights(counts: Sequence[float]) -> np.ndarray:
+    """VW's p_i = f32(c_i / S), with c_i = f32(count) and S summed in float32 in input order."""
+    c = np.array(counts, dtype=np.float64).astype(np.float32)
+    s = np.float32(0.0)
+    for ci in c:
+        s = np.float32(s + ci)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (c / s).astype(np.float32)
+
+
+def model_weights(
+    registry: Registry,
+    models: Sequence[Workspace],
+    bottom_states: Sequence[Any],
+    weights: Sequence[float] | None,
+    normalize: bool,
+) -> ModelWeights:
+    n = len(models)
+    if weights is not None:
+        w = np.array([float(x) for x in weights], dtype=np.float64)
+        if len(w) != n:
+            raise MergeError(f"{len(w)} weights given for {n} models; give exactly one weight per model")
+        bad = [i for i, x in enumerate(w) if not math.isfinite(x)]
+        if bad:
+            raise MergeError(f"weight {w[bad[0]]} for {models[bad[0]].source} is not a finite number")
+        total = float(w.sum())
+        if total <= 0:
+            raise MergeError(f"the weights sum to {total:g}; their sum must be positive")
+        vals = w / total if normalize else w
+        return ModelWeights(vals, True, vals.astype(np.float32), tuple(w.tolist()))
+
+    entry = models[0].bottom
+    counts: list[float | None] = [registry.call("vwmerge_example_count", entry, state=st) for st in bottom_states]
+    if any(c is None for c in counts):
+        missing = [m.source for m, c in zip(models, counts, strict=True) if c is None]
+        log.warning(
+            "model records no example count (predict-only?); weighting the models equally "
+            "(VW would merge them into an all-zero model)",
+            models=missing,
+        )
+        eq = np.full(n, 1.0 / n)
+        return ModelWeights(eq, False, eq.astype(np.float32), tuple(counts), equal_fallback=True)
+    known = [float(c) for c in counts if c is not None]
+    if not all(math.isfinite(c) for c in known) or sum(known) <= 0:
+        log.warning(
+            "the models' example counts sum to zero (untrained, or counters were reset on load); "
+            "weighting the models equally (VW would produce NaN weights)",
+            counts=known,
+        )
+        eq = np.full(n, 1.0 / n)
+        return ModelWeights(eq, False, eq.astype(np.float32), tuple(counts), equal_fallback=True)
+    vw = _vw_count_weights(known)
+    vals = np.array(known) / sum(known)
+    if not normalize:
+        vals = np.array(known)
+    return ModelWeights(vals, False, vw, tuple(counts))
+
+
+def _output_header(models: Sequence[Workspace], base: Workspace | None, options: Options) -> Header:
+    first = models[0].header
+    everyone = [m.header for m in models] + ([base.header] if base is not None else [])
+    ids = {h.id_raw for h in everyone}
+    if len(ids) > 1:
+        log.warning(
+            "models have different --id values; the merged model gets none",
+            ids=sorted(h.id for h in everyone),
+        )
+    id_raw = first.id_raw if len(ids) == 1 else b"\0"
+    options_raw = first.options_raw
+    if options.has_duplicates():
+        options_raw = options.deduplicated().to_text().encode() + b"\0"
+    return attrs.evolve(
+        first,
+        id_raw=id_raw,
+        min_label=float(np.float32(min(h.min_label for h in everyone))),
+        max_label=float(np.float32(max(h.max_label for h in everyone))),
+        options_raw=options_raw,
+    )
+
+
+def merge(
+    models: Sequence[Workspace],
+    *,
+    weights: Sequence[float] | None = None,
+    normalize: bool = True,
+    base: Workspace | None = None,
+    registry: Registry | None = None,
+) -> Workspace:
+    """Merge models into one workspace.
+
+    Default weighting follows VW (example counts, and per-parameter adaptive weighting where the
+    model stores adaptive sums). ``weights`` gives explicit per-model weights: every parameter is
+    then exactly Σ wᵢθᵢ (normalized to sum 1 unless ``normalize=False``). With ``base``, each
+    model's difference from the base is merged and added back (VW's base-model mode).
+    """
+    models = list(models)
+    if base is None and len(models) < 2:
+        raise MergeError("at least two models are needed to merge (or one model and a base model)")
+    if not models:
+        raise MergeError("no models to merge")
+    reg = registry or models[0].registry
+    first = models[0]
+    for m in models[1:] + ([base] if base is not None else []):
+        _check_compatible(first, m)
+    options = first.options.deduplicated() if first.options.has_duplicates() else first.options
+    header = _output_header(models, base, options)
+    stack = first.stack
+    out_info = ModelInfo(header, Options.parse(header.options_text), stack, "<merged>")
+
+    # Base mode: turn every additive state into a delta first (the weights come from deltas).
+    def additive(entry: StackEntry) -> bool:
+        return reg.implements("vwmerge_subtract", entry) and reg.implements("vwmerge_add", entry)
+
+    per_entry: list[list[Any]] = [[m.states[k] for m in models] for k in range(len(stack))]
+    provisional = MergeContext(
+        tuple(m.info for m in models), base.info if base else None, out_info,
+        ModelWeights(np.zeros(0), False, np.zeros(0, np.float32), ()), reg,
+    )  # fmt: skip
+    if base is not None:
+        for k, entry in enumerate(stack):
+            if entry.section and additive(entry):
+                per_entry[k] = [
+                    reg.call("vwmerge_subtract", entry, state=s, base=base.states[k], context=provisional)
+                    for s in per_entry[k]
+                ]
+    mw = model_weights(reg, models, per_entry[-1], weights, normalize)
+    ctx = attrs.evolve(provisional, weights=mw)
+
+    out_states: list[Any] = []
+    for k, entry in enumerate(stack):
+        if not entry.section:
+            out_states.append(None)
+            continue
+        base_state = base.states[k] if base is not None else None
+        delta_mode = base is not None and additive(entry)
+        merged = None
+        if reg.implements("vwmerge_merge", entry):
+            merged = reg.call(
+                "vwmerge_merge", entry, states=per_entry[k], weights=mw,
+                base=None if delta_mode else base_state, context=ctx,
+            )  # fmt: skip
+        if merged is None:
+            if entry.bottom:
+                raise PluginError(
+                    f"base learner '{entry.name}' has no merge (plugin '{entry.plugin}'); the weights cannot be merged"
+                )
+            keep_from = base if base is not None else first
+            log.warning(
+                "reduction has state but no merge; keeping one model's state unchanged",
+                reduction=entry.name, plugin=entry.plugin, kept_from=keep_from.source,
+            )  # fmt: skip
+            out_states.append(keep_from.states[k])
+            continue
+        if delta_mode:
+            merged = reg.call("vwmerge_add", entry, base=base_state, delta=merged, context=ctx)
+        out_states.append(merged)
+    return Workspace(header, out_info.options, stack, tuple(out_states), "<merged>", reg)

@@ -1,0 +1,185 @@
+"""Finding plugins (entry points), resolving who owns each reduction, dispatching hooks.
+
+Like datasette and llm, built-ins are not special-cased: they are listed in vwmerge's own
+``vwmerge`` entry-point group and loaded by the same ``load_setuptools_entrypoints`` call as any
+third-party package. Dispatch is per reduction: the core calls the owning plugin's hook only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from functools import cache
+from typing import Any
+
+import attrs
+import pluggy
+import structlog
+
+from . import hookspecs
+from .errors import PluginError
+from .options import Options
+from .stack import CORE_OPTIONS, ReductionSpec, StackEntry
+
+ENTRY_POINT_GROUP = "vwmerge"
+BUILTIN_DISTRIBUTION = "vwmerge"
+#: Comma-separated entry-point names that are not loaded (to resolve a conflict, for example).
+BLOCK_ENV = "VWMERGE_BLOCK_PLUGINS"
+
+hookimpl = pluggy.HookimplMarker("vwmerge")
+log = structlog.get_logger("vwmerge")
+
+_HOOKS = (
+    "vwmerge_save_load",
+    "vwmerge_merge",
+    "vwmerge_subtract",
+    "vwmerge_add",
+    "vwmerge_example_count",
+    "vwmerge_describe",
+)
+
+
+@attrs.frozen
+class PluginInfo:
+    """One loaded plugin, for ``vwmerge plugins``."""
+
+    name: str
+    distribution: str
+    version: str
+    hooks: tuple[str, ...]
+    reductions: tuple[str, ...]
+
+    @property
+    def builtin(self) -> bool:
+        return self.distribution == BUILTIN_DISTRIBUTION
+
+
+def make_plugin_manager(*, autoload: bool = True, extra: Iterable[tuple[Any, str]] = ()) -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("vwmerge")
+    pm.add_hookspecs(hookspecs)
+    for name in filter(None, (n.strip() for n in os.environ.get(BLOCK_ENV, "").split(","))):
+        pm.set_blocked(name)
+    if autoload:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    for plugin, name in extra:
+        pm.register(plugin, name=name)
+    pm.check_pending()
+    return pm
+
+
+class Registry:
+    """Which plugin owns which reduction, and hook dispatch to that owner."""
+
+    def __init__(self, pm: pluggy.PluginManager, *, extra_dists: dict[str, str] | None = None) -> None:
+        self.pm = pm
+        self._dists: dict[str, tuple[str, str]] = {}
+        for plugin, dist in pm.list_plugin_distinfo():
+            name = pm.get_name(plugin) or repr(plugin)
+            self._dists[name] = (dist.project_name, dist.version)
+        for name, dist_name in (extra_dists or {}).items():
+            self._dists[name] = (dist_name, "")
+        self.specs: dict[str, ReductionSpec] = {}
+        self.owner: dict[str, str] = {}
+        self.overrides: list[tuple[str, str, str]] = []
+        self._declared: dict[str, list[str]] = {}
+        for impl in pm.hook.vwmerge_reductions.get_hookimpls():
+            for spec in impl.function() or ():
+                self._declare(impl.plugin_name, spec)
+        self._callers: dict[tuple[str, str], Any] = {}
+
+    def distribution(self, plugin_name: str) -> tuple[str, str]:
+        return self._dists.get(plugin_name, ("(registered at run time)", ""))
+
+    def _declare(self, plugin_name: str, spec: ReductionSpec) -> None:
+        self._declared.setdefault(plugin_name, []).append(spec.name)
+        current = self.owner.get(spec.name)
+        if current is None:
+            self.specs[spec.name], self.owner[spec.name] = spec, plugin_name
+            return
+        cur_builtin = self.distribution(current)[0] == BUILTIN_DISTRIBUTION
+        new_builtin = self.distribution(plugin_name)[0] == BUILTIN_DISTRIBUTION
+        if cur_builtin and not new_builtin:
+            winner, loser = plugin_name, current
+        elif new_builtin and not cur_builtin:
+            winner, loser = current, plugin_name
+        else:
+            raise PluginError(
+                f"reduction '{spec.name}' is declared by two plugins: '{current}' "
+                f"({self.distribution(current)[0]}) and '{plugin_name}' "
+                f"({self.distribution(plugin_name)[0]}); uninstall one or set "
+                f"{BLOCK_ENV}=<entry point name>"
+            )
+        if winner == plugin_name:
+            self.specs[spec.name], self.owner[spec.name] = spec, plugin_name
+        self.overrides.append((spec.name, winner, loser))
+        log.info("plugin overrides built-in reduction", reduction=spec.name, plugin=winner, builtin=loser)
+
+    # -- dispatch ---------------------------------------------------------------------------
+    def _caller(self, hook: str, plugin_name: str) -> Any:
+        key = (hook, plugin_name)
+        if key not in self._callers:
+            owner = self.pm.get_plugin(plugin_name)
+            others = [p for p in self.pm.get_plugins() if p is not owner]
+            self._callers[key] = self.pm.subset_hook_caller(hook, remove_plugins=others)
+        return self._callers[key]
+
+    def implements(self, hook: str, entry: StackEntry) -> bool:
+        owner = self.pm.get_plugin(entry.plugin)
+        return any(impl.plugin is owner for impl in getattr(self.pm.hook, hook).get_hookimpls())
+
+    def call(self, hook: str, entry: StackEntry, **kwargs: Any) -> Any:
+        if not self.implements(hook, entry):
+            return None
+        return self._caller(hook, entry.plugin)(reduction=entry, **kwargs)
+
+    # -- stack ------------------------------------------------------------------------------
+    def derive_stack(self, options: Options, source: str) -> tuple[StackEntry, ...]:
+        """The enabled reductions, top of stack first, bottom learner last."""
+        known = set(CORE_OPTIONS)
+        for spec in self.specs.values():
+            known |= spec.known_options()
+        unknown = [n for n in options.names() if n not in known]
+        if unknown:
+            raise PluginError(
+                f"the model uses option --{unknown[0]}, which no installed vwmerge plugin "
+                "understands; install a plugin that provides this reduction (see 'vwmerge plugins')",
+                source=source,
+            )
+        enabled = [s for s in self.specs.values() if not s.fallback and s.is_enabled(options)]
+        bottoms = [s for s in enabled if s.bottom]
+        if not bottoms:
+            fallback = [s for s in self.specs.values() if s.fallback]
+            if not fallback:
+                raise PluginError("no plugin provides a base learner (is vwmerge installed?)", source=source)
+            enabled.append(fallback[0])
+        elif len(bottoms) > 1:
+            raise PluginError(
+                "the options enable more than one base learner: " + ", ".join(s.name for s in bottoms),
+                source=source,
+            )
+        enabled.sort(key=lambda s: (s.bottom, -s.rank))
+        widths = [max(1, int(s.width(options))) for s in enabled]
+        entries = []
+        above = 1
+        for i, (spec, width) in enumerate(zip(enabled, widths, strict=True)):
+            entries.append(StackEntry(spec, self.owner[spec.name], width, above, i))
+            if not spec.bottom:
+                above *= width
+        return tuple(entries)
+
+    # -- listing ----------------------------------------------------------------------------
+    def plugins(self) -> list[PluginInfo]:
+        out = []
+        for plugin in self.pm.get_plugins():
+            name = self.pm.get_name(plugin) or repr(plugin)
+            hooks = tuple(h.name for h in self.pm.get_hookcallers(plugin) or () if h.name.startswith("vwmerge_"))
+            dist, ver = self.distribution(name)
+            reductions = tuple(r for r in self._declared.get(name, ()) if self.owner.get(r) == name)
+            out.append(PluginInfo(name, dist, ver, tuple(sorted(hooks)), reductions))
+        return sorted(out, key=lambda p: (not p.builtin, p.name))
+
+
+@cache
+def default_registry() -> Registry:
+    """The registry of all installed plugins (loaded once per process)."""
+    return Registry(make_plugin_manager())

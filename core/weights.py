@@ -1,0 +1,123 @@
+"""Weight rows: ``index (u32, or u64 when bits >= 31), k x f32`` repeated to the end of the file.
+
+A :class:`WeightTable` is the sparse form VW writes: only rows with a non-zero value are present,
+so memory follows the non-zero weights, never 2^bits. Parsing and writing go through numpy
+structured dtypes (no per-row Python).
+"""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+
+from .binio import Reader, Writer
+
+
+def index_dtype(bits: int) -> np.dtype:
+    """VW's rule: 4-byte row indices below 31 bits, 8-byte from 31 on."""
+    return np.dtype("<u4") if bits < 31 else np.dtype("<u8")
+
+
+def row_dtype(bits: int, k: int) -> np.dtype:
+    return np.dtype([("i", index_dtype(bits)), ("v", "<f4", (k,))])
+
+
+@attrs.frozen(eq=False)
+class WeightTable:
+    """Rows of a weight table, in file order (duplicates and order kept for round trips)."""
+
+    index: np.ndarray  #: row numbers (uint32 or uint64)
+    values: np.ndarray  #: float32, shape (rows, k)
+    bits: int
+    columns: tuple[str, ...]
+
+    @property
+    def k(self) -> int:
+        return len(self.columns)
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        return len(self) * row_dtype(self.bits, self.k).itemsize
+
+    @classmethod
+    def empty(cls, bits: int, columns: tuple[str, ...]) -> WeightTable:
+        return cls(np.zeros(0, np.uint64), np.zeros((0, len(columns)), np.float32), bits, columns)
+
+    @classmethod
+    def read(cls, r: Reader, bits: int, columns: tuple[str, ...], *, check: bool = True) -> WeightTable:
+        """Read rows to the end of the buffer, rejecting a partial row or an index >= 2^bits."""
+        dt = row_dtype(bits, len(columns))
+        rest = r.remaining
+        if rest % dt.itemsize:
+            raise r.fail(
+                f"truncated or corrupt weights: {rest} bytes after offset {r.pos} is not a whole "
+                f"number of {dt.itemsize}-byte rows ({len(columns)} float column(s) "
+                f"{', '.join(columns)}); the file may be truncated, or its options do not match "
+                "its rows"
+            )
+        rows = r.view(dt, rest // dt.itemsize, "weight rows")
+        table = cls(rows["i"], rows["v"], bits, columns)
+        if check and len(table) and bits < 64:
+            top = int(table.index.max())
+            if top >= (1 << bits):
+                raise r.fail(
+                    f"corrupt weights: row index {top} is not below 2^{bits} = {1 << bits} "
+                    "(wrong bits in the header, or a damaged file)"
+                )
+        return table
+
+    def write(self, w: Writer) -> None:
+        out = np.empty(len(self), row_dtype(self.bits, self.k))
+        out["i"] = self.index
+        out["v"] = self.values
+        w.array(out)
+
+    def canonical(self) -> WeightTable:
+        """Ascending unique indices; for a duplicate index the later row wins (as in VW)."""
+        idx = self.index
+        if len(idx) < 2 or bool(np.all(idx[1:] > idx[:-1])):
+            return WeightTable(idx.astype(np.uint64), np.asarray(self.values), self.bits, self.columns)
+        rev = idx[::-1]
+        uniq, first = np.unique(rev, return_index=True)
+        return WeightTable(uniq.astype(np.uint64), self.values[::-1][first], self.bits, self.columns)
+
+    def nonzero(self) -> WeightTable:
+        """Only the rows VW would write: at least one value != 0 (NaN counts as non-zero)."""
+        keep = np.any(self.values != 0, axis=1)
+        if bool(np.all(keep)):
+            return self
+        return WeightTable(self.index[keep], self.values[keep], self.bits, self.columns)
+
+    def column(self, name: str) -> np.ndarray:
+        return self.values[:, self.columns.index(name)]
+
+    def with_values(self, values: np.ndarray) -> WeightTable:
+        return WeightTable(self.index, values.astype(np.float32, copy=False), self.bits, self.columns)
+
+    def summary(self) -> dict[str, object]:
+        out: dict[str, object] = {"rows": len(self), "bytes": self.nbytes, "columns": list(self.columns)}
+        if len(self):
+            for j, name in enumerate(self.columns):
+                col = self.values[:, j].astype(np.float64)
+                fin = col[np.isfinite(col)]
+                out[name] = {
+                    "nonzero": int(np.count_nonzero(col)),
+                    "min": float(fin.min()) if fin.size else None,
+                    "max": float(fin.max()) if fin.size else None,
+                    "mean": float(fin.mean()) if fin.size else None,
+                    "l2": float(np.sqrt(np.square(fin).sum())) if fin.size else None,
+                    "nonfinite": int(col.size - fin.size),
+                }
+        return out
+
+
+def align(tables: list[WeightTable]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Union of the tables' (canonical) indices, and each table's positions in that union."""
+    union = np.zeros(0, np.uint64)
+    for t in tables:
+        union = np.union1d(union, t.index.astype(np.uint64, copy=False))
+    positions = [np.searchsorted(union, t.index.astype(np.uint64, copy=False)) for t in tables]
+    return union, positions

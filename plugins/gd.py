@@ -1,0 +1,399 @@
+"""gd: VW's default base learner. Owns the shared data (example counters, labels) and the weights.
+
+Merge semantics follow VW's ``merge_models`` bit for bit where VW is right (see
+docs/merge-semantics.md) and differ, deliberately, where it is not:
+
+* ``t`` counts ``initial_t`` once, not once per input;
+* pending ``--l1``/``--l2`` truncation is applied before averaging (VW averages raw weights and
+  resets the truncation state, so its merged model predicts differently from its inputs);
+* ``--normalized``-only merges keep the normalized column (VW zeroes it);
+* predict-only inputs are weighted equally (VW zeroes every weight).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+from vwmerge import (
+    IncompatibleModelsError,
+    ModelFormatError,
+    ReductionSpec,
+    StackEntry,
+    WeightTable,
+    hookimpl,
+    rank_of,
+)
+from vwmerge.io import SectionIO
+from vwmerge.merging import MergeContext, ModelWeights
+from vwmerge.options import Options
+from vwmerge.weights import align
+
+GD_OPTIONS = (
+    "sgd", "adaptive", "normalized", "invariant", "adax", "learning_rate", "power_t", "initial_t",
+    "decay_learning_rate", "l1_state", "l2_state", "sparse_l2",
+)  # fmt: skip
+
+U64 = 1 << 64
+
+
+def is_sgd_like(options: Options) -> bool:
+    return options.has_any("sgd", "invariant") and not options.has_any("adaptive", "normalized")
+
+
+def gd_columns(options: Options, resume: bool) -> tuple[str, ...]:
+    """Which floats each saved row carries: decided by the resume flag and the options."""
+    if not resume:
+        return ("w",)
+    adaptive, normalized = "adaptive" in options, "normalized" in options
+    if not adaptive and not normalized:
+        return ("w",) if options.has_any("sgd", "invariant") else ("w", "adaptive", "normalized")
+    cols = ["w"]
+    if adaptive:
+        cols.append("adaptive")
+    if normalized:
+        cols.append("normalized")
+    return tuple(cols)
+
+
+# --------------------------------------------------------------------------------------------
+# Online state (VW's shared_data plus gd's per-model states), as saved under save_resume.
+@attrs.frozen
+class OnlineState:
+    initial_t: float
+    normalized_sum_norm_x: tuple[float, ...]
+    t: float
+    sum_loss: float
+    sum_loss_since_last_dump: float
+    dump_interval: float
+    min_label: float
+    max_label: float
+    weighted_labeled_examples: float
+    weighted_labels: float
+    weighted_unlabeled_examples: float
+    example_number: int
+    total_features: int
+    total_weight: tuple[float, ...]
+    old_weighted_labeled_examples: float
+    current_pass: int
+    l1_state: float | None  # None: file older than 9.0.0 (no l1/l2 state fields)
+    l2_state: float | None
+
+    @classmethod
+    def read(cls, r: Any, n: int, with_l1l2: bool) -> OnlineState:
+        initial_t = r.f32("initial_t")
+        nsnx = tuple(r.f64("normalized_sum_norm_x") for _ in range(n))
+        t, sl, sld = r.f64("t"), r.f64("sum_loss"), r.f64("sum_loss_since_last_dump")
+        dump, mn, mx = r.f32("dump_interval"), r.f32("min_label"), r.f32("max_label")
+        wle, wl, wue = r.f64("wle"), r.f64("weighted_labels"), r.f64("weighted_unlabeled")
+        en, tf = r.u64("example_number"), r.u64("total_features")
+        tw = tuple(r.f64("total_weight") for _ in range(n))
+        old, cp = r.f64("old_weighted_labeled_examples"), r.u64("current_pass")
+        l1 = r.f64("l1_state") if with_l1l2 else None
+        l2 = r.f64("l2_state") if with_l1l2 else None
+        return cls(initial_t, nsnx, t, sl, sld, dump, mn, mx, wle, wl, wue, en, tf, tw, old, cp, l1, l2)
+
+    def write(self, w: Any) -> None:
+        w.f32(self.initial_t)
+        for v in self.normalized_sum_norm_x:
+            w.f64(v)
+        w.f64(self.t)
+        w.f64(self.sum_loss)
+        w.f64(self.sum_loss_since_last_dump)
+        w.f32(self.dump_interval)
+        w.f32(self.min_label)
+        w.f32(self.max_label)
+        w.f64(self.weighted_labeled_examples)
+        w.f64(self.weighted_labels)
+        w.f64(self.weighted_unlabeled_examples)
+        w.u64(self.example_number)
+        w.u64(self.total_features)
+        for v in self.total_weight:
+            w.f64(v)
+        w.f64(self.old_weighted_labeled_examples)
+        w.u64(self.current_pass)
+        if self.l1_state is not None:
+            w.f64(self.l1_state)
+            w.f64(self.l2_state if self.l2_state is not None else 1.0)
+
+    @property
+    def pending_truncation(self) -> bool:
+        return (self.l1_state or 0.0) != 0.0 or (self.l2_state if self.l2_state is not None else 1.0) != 1.0
+
+
+@attrs.frozen(eq=False)
+class GdState:
+    resume: bool
+    online: OnlineState | None
+    table: WeightTable
+
+
+def per_model_count(reduction: StackEntry, options: Options) -> int:
+    return reduction.above if "per_model_save_load" in options else 1
+
+
+# --------------------------------------------------------------------------------------------
+@hookimpl
+def vwmerge_reductions() -> list[ReductionSpec]:
+    return [
+        ReductionSpec(
+            name="gd",
+            rank=rank_of("gd"),
+            options=GD_OPTIONS,
+            section=True,
+            bottom=True,
+            fallback=True,
+            description="VW's default online gradient descent base learner",
+        )
+    ]
+
+
+def read_gd_like(io: SectionIO, reduction: StackEntry, columns_for: Any) -> GdState:
+    """Shared by gd and the other gd-layout bottoms: resume byte, online state, rows."""
+    r = io.r
+    model = io.model
+    resume = r.boolean("resume flag")
+    online = None
+    if resume:
+        online = OnlineState.read(r, per_model_count(reduction, model.options), model.version >= (9, 0, 0))
+    cols = columns_for(model.options, resume)
+    if not io.load_weights:
+        rowsize = (4 if model.bits < 31 else 8) + 4 * len(cols)
+        if r.remaining % rowsize:
+            raise r.fail(f"truncated or corrupt weights: {r.remaining} bytes is not a whole number of rows")
+        r.pos = r.size
+        return GdState(resume, online, WeightTable.empty(model.bits, cols))
+    table = WeightTable.read(r, model.bits, cols)
+    if "adaptive" in cols and len(table) and bool(np.any(table.column("adaptive") < 0)):
+        raise ModelFormatError(
+            "corrupt weights: negative adaptive sums (was this file saved by VW after loading it "
+            "with -t? that writes 1-float rows under options that imply more)",
+            source=model.source,
+        )
+    return GdState(resume, online, table)
+
+
+def write_gd_like(io: SectionIO, state: GdState) -> None:
+    w = io.w
+    w.boolean(state.resume)
+    if state.resume:
+        assert state.online is not None
+        state.online.write(w)
+    state.table.write(w)
+
+
+@hookimpl
+def vwmerge_save_load(reduction: StackEntry, io: SectionIO, state: GdState | None) -> GdState | None:
+    if io.reading:
+        return read_gd_like(io, reduction, gd_columns)
+    assert state is not None
+    write_gd_like(io, state)
+    return None
+
+
+@hookimpl
+def vwmerge_example_count(reduction: StackEntry, state: GdState) -> float | None:
+    return state.online.weighted_labeled_examples if state.online is not None else None
+
+
+@hookimpl
+def vwmerge_describe(reduction: StackEntry, state: GdState) -> dict[str, Any]:
+    out: dict[str, Any] = {"save_resume": state.resume, "weights": state.table.summary()}
+    if state.online is not None:
+        out["online"] = attrs.asdict(state.online)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Weights arithmetic
+def trunc_materialize(table: WeightTable, online: OnlineState | None) -> WeightTable:
+    """Apply pending L1 truncation and L2 contraction the way VW does when it syncs weights."""
+    if online is None or not online.pending_truncation:
+        return table
+    g = np.float32(online.l1_state or 0.0)
+    c = np.float32(online.l2_state if online.l2_state is not None else 1.0)
+    vals = np.array(table.values, dtype=np.float32, copy=True)
+    w = vals[:, 0]
+    shrunk = np.where(np.abs(w) > g, w - np.where(w > 0, g, -g).astype(np.float32), np.float32(0))
+    vals[:, 0] = (shrunk.astype(np.float32) * c).astype(np.float32)
+    return table.with_values(vals)
+
+
+def merge_tables_vw(
+    tables: Sequence[WeightTable], p: np.ndarray, adaptive_path: bool, extra_cols_weighted: bool
+) -> WeightTable:
+    """VW's merge of weight rows, with its float32 rounding order (see header-gd.md §9.3)."""
+    tabs = [t.canonical() for t in tables]
+    union, pos = align(tabs)
+    k = tabs[0].k
+    out = np.zeros((len(union), k), np.float32)
+    if adaptive_path:
+        ai = tabs[0].columns.index("adaptive")
+        total = np.zeros(len(union), np.float32)
+        for t, ps in zip(tabs, pos, strict=True):
+            total[ps] += t.values[:, ai]
+        for t, ps in zip(tabs, pos, strict=True):
+            vals = np.array(t.values, dtype=np.float32, copy=True)
+            tot = total[ps]
+            ok = tot > 0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = (vals[:, ai] / np.where(ok, tot, np.float32(1))).astype(np.float32)
+            scaled = (vals * ratio[:, None]).astype(np.float32)
+            vals[ok] = scaled[ok]
+            vals[~ok, 0] = 0
+            out[ps] += vals
+    else:
+        for t, ps, pi in zip(tabs, pos, p.astype(np.float32), strict=True):
+            out[ps, 0] += (t.values[:, 0] * pi).astype(np.float32)
+            if extra_cols_weighted and k > 1:
+                out[ps, 1:] += (t.values[:, 1:] * pi).astype(np.float32)
+    return WeightTable(union, out, tabs[0].bits, tabs[0].columns).nonzero()
+
+
+def merge_tables_exact(tables: Sequence[WeightTable], w: np.ndarray) -> WeightTable:
+    """θ = Σ wᵢθᵢ for every column, accumulated in float64 and rounded once."""
+    tabs = [t.canonical() for t in tables]
+    union, pos = align(tabs)
+    acc = np.zeros((len(union), tabs[0].k), np.float64)
+    for t, ps, wi in zip(tabs, pos, w, strict=True):
+        acc[ps] += t.values.astype(np.float64) * float(wi)
+    return WeightTable(union, acc.astype(np.float32), tabs[0].bits, tabs[0].columns).nonzero()
+
+
+def combine_tables(a: WeightTable, b: WeightTable, sign: float) -> WeightTable:
+    """a + sign·b elementwise over the union of rows, in float32 (VW's add/subtract)."""
+    ta, tb = a.canonical(), b.canonical()
+    union, (pa, pb) = align([ta, tb])
+    va = np.zeros((len(union), ta.k), np.float32)
+    vb = np.zeros((len(union), ta.k), np.float32)
+    va[pa] = ta.values
+    vb[pb] = tb.values
+    out = (va + vb) if sign > 0 else (va - vb)
+    return WeightTable(union, out.astype(np.float32), ta.bits, ta.columns)
+
+
+# --------------------------------------------------------------------------------------------
+def _check_resume(states: Sequence[GdState], context: MergeContext) -> None:
+    flags = {s.resume for s in states}
+    if len(flags) > 1:
+        i = next(i for i, s in enumerate(states) if s.resume != states[0].resume)
+        kind = "predict-only" if not states[i].resume else "save_resume"
+        raise IncompatibleModelsError(
+            f"is a {kind} model but {context.sources[0]} is not; re-save both the same way",
+            source=context.sources[i] if i < len(context.sources) else None,
+        )
+
+
+def merge_online(
+    onlines: Sequence[OnlineState], base: OnlineState | None = None, sgd_like: bool = False
+) -> OnlineState:
+    """Counters summed, labels combined, per-model states summed; progress fields fresh."""
+    first = onlines[0]
+    n = len(first.normalized_sum_norm_x)
+    init_t = first.initial_t
+    pending = any(o.pending_truncation for o in onlines)
+    f = float(np.float32(init_t))
+    return OnlineState(
+        initial_t=init_t,
+        normalized_sum_norm_x=tuple(sum((o.normalized_sum_norm_x[i] for o in onlines), 0.0) for i in range(n)),
+        # t counts initial_t once (VW adds every input's initial_t on top of its own).
+        t=f + sum(o.t - float(np.float32(o.initial_t)) for o in onlines),
+        sum_loss=sum(o.sum_loss for o in onlines),
+        sum_loss_since_last_dump=0.0,
+        dump_interval=1.0,
+        min_label=min(o.min_label for o in onlines),
+        max_label=max(o.max_label for o in onlines),
+        weighted_labeled_examples=sum(o.weighted_labeled_examples for o in onlines),
+        weighted_labels=sum(o.weighted_labels for o in onlines),
+        weighted_unlabeled_examples=sum(o.weighted_unlabeled_examples for o in onlines),
+        example_number=sum(o.example_number for o in onlines) % U64,
+        total_features=sum(o.total_features for o in onlines) % U64,
+        total_weight=tuple(sum((o.total_weight[i] for o in onlines), 0.0) for i in range(n)),
+        old_weighted_labeled_examples=0.0,
+        current_pass=0,
+        l1_state=None if first.l1_state is None else (0.0 if pending else first.l1_state),
+        l2_state=None if first.l2_state is None else (1.0 if pending else first.l2_state),
+    )
+
+
+@hookimpl
+def vwmerge_merge(
+    reduction: StackEntry,
+    states: Sequence[GdState],
+    weights: ModelWeights,
+    base: GdState | None,
+    context: MergeContext,
+) -> GdState:
+    _check_resume(states, context)
+    resume = states[0].resume
+    tables = [trunc_materialize(s.table, s.online) for s in states]
+    if any(s.online is not None and s.online.pending_truncation for s in states):
+        context.warn(reduction, "applied pending --l1/--l2 truncation before merging (VW merges raw weights)")
+    cols = tables[0].columns
+    if weights.explicit or weights.equal_fallback:
+        table = merge_tables_exact(tables, weights.values)
+    else:
+        adaptive_path = resume and "adaptive" in cols
+        table = merge_tables_vw(tables, weights.vw_f32, adaptive_path, extra_cols_weighted=True)
+    online = None
+    if resume:
+        online = merge_online([s.online for s in states if s.online is not None])
+    return GdState(resume, online, table)
+
+
+def _diff_online(a: OnlineState, b: OnlineState, sign: int) -> OnlineState:
+    def f(x: float, y: float) -> float:
+        return x + y if sign > 0 else x - y
+
+    def u(x: int, y: int) -> int:
+        return (x + y) % U64 if sign > 0 else (x - y) % U64
+
+    return attrs.evolve(
+        a,
+        normalized_sum_norm_x=tuple(f(x, y) for x, y in zip(a.normalized_sum_norm_x, b.normalized_sum_norm_x, strict=True)),
+        t=f(a.t, b.t),
+        sum_loss=f(a.sum_loss, b.sum_loss),
+        weighted_labeled_examples=f(a.weighted_labeled_examples, b.weighted_labeled_examples),
+        weighted_labels=f(a.weighted_labels, b.weighted_labels),
+        weighted_unlabeled_examples=f(a.weighted_unlabeled_examples, b.weighted_unlabeled_examples),
+        example_number=u(a.example_number, b.example_number),
+        total_features=u(a.total_features, b.total_features),
+        total_weight=tuple(f(x, y) for x, y in zip(a.total_weight, b.total_weight, strict=True)),
+        min_label=min(a.min_label, b.min_label),
+        max_label=max(a.max_label, b.max_label),
+    )  # fmt: skip
+
+
+@hookimpl
+def vwmerge_subtract(reduction: StackEntry, state: GdState, base: GdState, context: MergeContext) -> GdState:
+    if state.resume != base.resume:
+        raise IncompatibleModelsError("the base model and the models differ in save_resume/predict-only")
+    table = combine_tables(trunc_materialize(state.table, state.online), trunc_materialize(base.table, base.online), -1)
+    online = None
+    if state.online is not None and base.online is not None:
+        online = _diff_online(state.online, base.online, -1)
+        # t of a delta counts examples only; the base keeps initial_t.
+        online = attrs.evolve(online, t=online.t + float(np.float32(online.initial_t)))
+    return GdState(state.resume, online, table)
+
+
+@hookimpl
+def vwmerge_add(reduction: StackEntry, base: GdState, delta: GdState, context: MergeContext) -> GdState:
+    base_table = trunc_materialize(base.table, base.online)
+    table = combine_tables(base_table, delta.table, +1).nonzero()
+    online = None
+    if base.online is not None and delta.online is not None:
+        merged = _diff_online(base.online, delta.online, +1)
+        online = attrs.evolve(
+            merged,
+            t=base.online.t + delta.online.t - float(np.float32(delta.online.initial_t)),
+            sum_loss_since_last_dump=0.0,
+            dump_interval=1.0,
+            old_weighted_labeled_examples=0.0,
+            current_pass=0,
+            l1_state=None if base.online.l1_state is None else 0.0,
+            l2_state=None if base.online.l2_state is None else 1.0,
+        )
+    return GdState(base.resume, online, table)
