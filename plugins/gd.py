@@ -352,7 +352,9 @@ def _diff_online(a: OnlineState, b: OnlineState, sign: int) -> OnlineState:
 
     return attrs.evolve(
         a,
-        normalized_sum_norm_x=tuple(f(x, y) for x, y in zip(a.normalized_sum_norm_x, b.normalized_sum_norm_x, strict=True)),
+        normalized_sum_norm_x=tuple(
+            f(x, y) for x, y in zip(a.normalized_sum_norm_x, b.normalized_sum_norm_x, strict=True)
+        ),
         t=f(a.t, b.t),
         sum_loss=f(a.sum_loss, b.sum_loss),
         weighted_labeled_examples=f(a.weighted_labeled_examples, b.weighted_labeled_examples),
