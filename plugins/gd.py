@@ -376,8 +376,14 @@ def vwmerge_subtract(reduction: StackEntry, state: GdState, base: GdState, conte
     online = None
     if state.online is not None and base.online is not None:
         online = _diff_online(state.online, base.online, -1)
-        # t of a delta counts examples only; the base keeps initial_t.
-        online = attrs.evolve(online, t=online.t + float(np.float32(online.initial_t)))
+        # t of a delta counts examples only; the base keeps initial_t. The delta's weights are
+        # already truncated above, so its l1/l2 state is neutral (else merge truncates twice).
+        online = attrs.evolve(
+            online,
+            t=online.t + float(np.float32(online.initial_t)),
+            l1_state=None if online.l1_state is None else 0.0,
+            l2_state=None if online.l2_state is None else 1.0,
+        )
     return GdState(state.resume, online, table)
 
 
