@@ -1,0 +1,267 @@
+"""The ``vwmerge`` command line: merge, check (dry run), inspect, plugins.
+
+Commands are thin: they build a request, call one function of :mod:`vwmerge.pipeline`, and
+print. Every problem a user can cause arrives as a :class:`vwmerge.VWMergeError` and leaves as one
+line ``Error: <file>: <problem>`` with exit status 1 (``--debug`` adds the traceback); usage
+errors exit 2 as click decides. Log events go to stderr through structlog, command output to
+stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import attrs
+import click
+
+from . import __version__, logs
+from .errors import VWMergeError
+from .pipeline import MergeRequest, inspect_model, parse_weights, plan_merge, run_merge
+from .registry import default_registry
+from .render import plugins_document, render_inspect, render_plan, render_plugins, to_json
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_WEIGHTING = (
+    "Default weighting (no --weights) is VW's: each model counts in proportion to the weighted "
+    "number of labeled examples it was trained on, except that a base learner which stores "
+    "per-parameter adaptive sums (gd's default) weights each parameter by those sums; counters "
+    "are summed. With --weights W1,W2,... every parameter is exactly W1·θ1 + W2·θ2 + ..., the "
+    "weights normalized to sum 1 unless --no-normalize."
+)
+
+
+@attrs.frozen
+class CliState:
+    debug: bool = False
+
+
+@contextlib.contextmanager
+def user_errors(ctx: click.Context) -> Iterator[None]:
+    """Turn the errors a user can fix into one ``Error:`` line (and a traceback with --debug)."""
+    try:
+        yield
+    except VWMergeError as e:
+        _fail(ctx, e, str(e))
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        _fail(ctx, e, f"{where}{e.strerror or e}")
+
+
+def _fail(ctx: click.Context, exc: BaseException, message: str) -> None:
+    state = ctx.find_object(CliState)
+    if state is not None and state.debug:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    raise click.ClickException(" ".join(message.splitlines())) from exc
+
+
+# --------------------------------------------------------------------------------------------
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="vwmerge", message="%(prog)s %(version)s")
+@click.option(
+    "--log-level",
+    type=click.Choice(list(logs.LEVELS)),
+    default="info",
+    show_default=True,
+    envvar="VWMERGE_LOG_LEVEL",
+    help="Least severe log event shown on stderr.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "console", "json"]),
+    default="auto",
+    show_default=True,
+    envvar="VWMERGE_LOG_FORMAT",
+    help="auto: readable lines on a terminal, JSON lines when stderr is a pipe or a file.",
+)
+@click.option("--debug", is_flag=True, help="Print the full traceback when a command fails.")
+@click.pass_context
+def main(ctx: click.Context, log_level: str, log_format: str, debug: bool) -> None:
+    """Merge Vowpal Wabbit 9.x binary models into one model that loads in VW.
+
+    \b
+      vwmerge merge -o merged.model day1.model day2.model day3.model
+      vwmerge check day1.model day2.model          # the plan, nothing written
+      vwmerge inspect merged.model
+      vwmerge plugins
+
+    Log events go to stderr, command output to stdout. Exit status: 0 success, 1 a problem
+    with a file or the models (one line naming the file), 2 a usage error.
+    """
+    logs.configure(log_level, log_format)  # type: ignore[arg-type]
+    ctx.obj = CliState(debug=debug)
+
+
+def _plan_options(func: F) -> F:
+    """Options shared by ``merge`` and ``check`` (a dry run must accept what a merge accepts)."""
+    decorators = [
+        click.argument("models", nargs=-1, required=True, metavar="MODEL MODEL..."),
+        click.option(
+            "-b",
+            "--base",
+            metavar="BASE",
+            help="Base model (as in vw-merge): merge each model's difference from BASE, add the result to BASE.",
+        ),
+        click.option(
+            "--weights",
+            "weights",
+            multiple=True,
+            metavar="W[,W...]",
+            help="One weight per MODEL, in order: '--weights 3,1', '--weights \"3 1\"' or '--weights 3 --weights 1'.",
+        ),
+        click.option(
+            "--normalize/--no-normalize",
+            default=True,
+            show_default=True,
+            help="Scale the weights to sum 1; turned off, Σ W·θ uses the weights as given.",
+        ),
+        click.option(
+            "--vw-options",
+            metavar="'OPTS'",
+            help="Options that VW does not keep in the file but that change its layout, applied to "
+            "every model (see docs/cli.md).",
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document on stdout."),
+    ]
+    for deco in reversed(decorators):
+        func = deco(func)
+    return func
+
+
+def _request(
+    ctx: click.Context,
+    models: tuple[str, ...],
+    output: str | None,
+    base: str | None,
+    weights: tuple[str, ...],
+    normalize: bool,
+    vw_options: str | None,
+) -> MergeRequest:
+    with user_errors(ctx):
+        parsed = parse_weights(weights)
+    return MergeRequest(
+        inputs=models, output=output, base=base, weights=parsed, normalize=normalize, vw_options=vw_options
+    )
+
+
+def _check(ctx: click.Context, request: MergeRequest, as_json: bool) -> None:
+    plan = plan_merge(request)
+    click.echo(to_json(plan.to_dict()) if as_json else render_plan(plan))
+    if plan.error is not None:
+        _fail(ctx, plan.error, str(plan.error))
+
+
+@main.command("merge", epilog=DEFAULT_WEIGHTING)
+@click.option("-o", "--output", metavar="OUT", help="File to write the merged model to (required unless --dry-run).")
+@_plan_options
+@click.option("--dry-run", is_flag=True, help="Print the plan (like 'vwmerge check'): read no weights, write nothing.")
+@click.pass_context
+def merge_command(
+    ctx: click.Context,
+    models: tuple[str, ...],
+    output: str | None,
+    base: str | None,
+    weights: tuple[str, ...],
+    normalize: bool,
+    vw_options: str | None,
+    as_json: bool,
+    dry_run: bool,
+) -> None:
+    """Merge MODEL files into one model written to OUT.
+
+    \b
+      vwmerge merge -o merged.model day1.model day2.model day3.model
+      vwmerge merge -o merged.model --weights 3,1 a.model b.model   # 0.75·a + 0.25·b
+      vwmerge merge -o merged.model --base base.model a.model b.model
+      vwmerge merge --dry-run a.model b.model
+
+    -o/--output and -b/--base work as in VW's vw-merge. OUT is written to a temporary file
+    beside it and renamed, so a failed merge leaves nothing behind; OUT may not be one of the
+    inputs. A summary of the time, bytes and memory each phase took is logged at the end.
+    """
+    if output is None and not dry_run:
+        raise click.UsageError("Missing option '-o' / '--output' (the merged model's file name).", ctx)
+    request = _request(ctx, models, output, base, weights, normalize, vw_options)
+    if dry_run:
+        _check(ctx, request, as_json)
+        return
+    with user_errors(ctx):
+        report = run_merge(request)
+    logs.get_logger().info("merged", **report.log_fields())
+    if as_json:
+        click.echo(to_json(report.to_dict()))
+
+
+@main.command("check", epilog=DEFAULT_WEIGHTING)
+@click.option("-o", "--output", metavar="OUT", help="Also check that OUT could be written (it is not written).")
+@_plan_options
+@click.pass_context
+def check_command(
+    ctx: click.Context,
+    models: tuple[str, ...],
+    output: str | None,
+    base: str | None,
+    weights: tuple[str, ...],
+    normalize: bool,
+    vw_options: str | None,
+    as_json: bool,
+) -> None:
+    """Show what merging MODEL files would do, without doing it (same as merge --dry-run).
+
+    \b
+      vwmerge check day1.model day2.model day3.model
+      vwmerge check --weights 3,1 --json a.model b.model
+
+    Reads each file's header and reduction sections but not its weight rows, so it takes the
+    same short time for any model size. Prints the stack (top to bottom) with the plugin that
+    merges each reduction, what will only warn and why, each model's weight, and the first
+    error. Exits 1 exactly when a merge would fail.
+    """
+    _check(ctx, _request(ctx, models, output, base, weights, normalize, vw_options), as_json)
+
+
+@main.command("inspect")
+@click.argument("model", metavar="MODEL")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the text report.")
+@click.option(
+    "--vw-options", metavar="'OPTS'", help="Options VW does not store in the file but which change its layout."
+)
+@click.pass_context
+def inspect_command(ctx: click.Context, model: str, as_json: bool, vw_options: str | None) -> None:
+    """Describe a model file: header, reduction stack, counters and weights.
+
+    \b
+      vwmerge inspect merged.model
+      vwmerge inspect merged.model --json | jq .weights
+
+    Shows the header (VW version, id, bits, labels, options, checksum), each reduction from top
+    to bottom with the plugin (and package) that reads and merges it and a summary of its state,
+    the learner's counters, and per-column weight statistics. Reading a model also validates it:
+    a damaged file fails with one line saying what is wrong.
+    """
+    with user_errors(ctx):
+        doc = inspect_model(model, vw_options=vw_options)
+    click.echo(to_json(doc) if as_json else render_inspect(doc))
+
+
+@main.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the table.")
+@click.pass_context
+def plugins_command(ctx: click.Context, as_json: bool) -> None:
+    """List the installed plugins, the hooks they implement and the reductions they own.
+
+    \b
+      vwmerge plugins
+      vwmerge plugins --json
+
+    Plugins come from the 'vwmerge' entry-point group, vwmerge's own included. A plugin from
+    another package that declares a built-in reduction overrides it; overrides are listed.
+    """
+    with user_errors(ctx):
+        registry = default_registry()
+    doc = plugins_document(registry.plugins(), registry.overrides)
+    click.echo(to_json(doc) if as_json else render_plugins(doc))

@@ -1,0 +1,118 @@
+"""Logging for the command line: structlog, always to stderr.
+
+The library only ever calls ``structlog.get_logger("vwmerge")``; configuring where and how events
+are rendered is the job of the entry point, so this module is called by the CLI and by nobody
+else. stderr carries the log so that stdout stays clean for command output (``inspect``,
+``plugins``, ``--json``) that people pipe into other tools.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator, MutableMapping
+from typing import Any, Literal, TextIO
+
+import structlog
+
+LogFormat = Literal["auto", "console", "json"]
+
+LEVELS: dict[str, int] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def _is_tty(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
+def configure(level: str = "info", fmt: LogFormat = "auto", *, stream: TextIO | None = None) -> None:
+    """Render events as readable lines for a person at a terminal, as JSON lines otherwise.
+
+    ``auto`` picks the console renderer only when ``stream`` (stderr by default) is a TTY, so a
+    pipeline or a CI log gets machine-readable JSON without asking. Events below ``level`` are
+    dropped before any processor runs (structlog's filtering bound logger), so debug events cost
+    next to nothing.
+    """
+    if level not in LEVELS:
+        raise ValueError(f"unknown log level {level!r}; choose one of {', '.join(LEVELS)}")
+    if fmt not in ("auto", "console", "json"):
+        raise ValueError(f"unknown log format {fmt!r}; choose auto, console or json")
+    out = stream if stream is not None else sys.stderr
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso"),
+    ]
+    renderer: list[structlog.typing.Processor]
+    if fmt == "console" or (fmt == "auto" and _is_tty(out)):
+        renderer = [structlog.dev.ConsoleRenderer(colors=_is_tty(out), sort_keys=False)]
+    else:
+        renderer = [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+    structlog.configure(
+        processors=[*shared, *renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger() -> structlog.typing.FilteringBoundLogger:
+    """The one logger vwmerge writes user-visible events to."""
+    return structlog.get_logger("vwmerge")
+
+
+_METHOD_LEVELS = {
+    "warn": logging.WARNING,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+
+
+@contextlib.contextmanager
+def collect(min_level: str = "warning") -> Iterator[list[dict[str, Any]]]:
+    """Also keep a copy of every event at ``min_level`` or above while the block runs.
+
+    Events still reach stderr as usual; the copies let a command report them in its own output
+    (the dry-run plan lists the warnings a merge would give). Like ``structlog.testing``, it
+    edits the configured processor list in place, so it is meant for one thread at a time.
+    """
+    threshold = LEVELS[min_level]
+    events: list[dict[str, Any]] = []
+
+    def collector(_: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        level = LEVELS.get(method_name, _METHOD_LEVELS.get(method_name, logging.INFO))
+        if level >= threshold:
+            events.append({"level": logging.getLevelName(level).lower(), **event_dict})
+        return event_dict
+
+    processors = structlog.get_config()["processors"]
+    processors.insert(0, collector)
+    try:
+        yield events
+    finally:
+        processors.remove(collector)
+
+
+@contextlib.contextmanager
+def muted() -> Iterator[None]:
+    """Drop every event while the block runs (for recomputing something that already logged)."""
+
+    def drop(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        raise structlog.DropEvent
+
+    processors = structlog.get_config()["processors"]
+    processors.insert(0, drop)
+    try:
+        yield
+    finally:
+        processors.remove(drop)

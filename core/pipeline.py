@@ -1,0 +1,446 @@
+"""What the ``merge``, ``check`` and ``inspect`` commands do, without click.
+
+A command builds a :class:`MergeRequest` and hands it to one function (:func:`run_merge` or
+:func:`plan_merge`), so options that change *how* a merge runs (parallel loading, executors,
+progress) are a field on the request and a branch in one place, not a new code path per command.
+Everything here raises :class:`vwmerge.VWMergeError` for problems a user can fix; the CLI turns
+those into one line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from . import logs
+from .errors import MergeError, VWMergeError
+from .merging import MergeContext, ModelWeights, merge, model_weights
+from .registry import Registry, default_registry
+from .workspace import Workspace, load
+
+try:  # not on Windows
+    import resource
+except ImportError:  # pragma: no cover
+    resource = None  # type: ignore[assignment]
+
+
+def _weights_converter(value: Sequence[float] | None) -> tuple[float, ...] | None:
+    return None if value is None else tuple(float(v) for v in value)
+
+
+@attrs.frozen
+class MergeRequest:
+    """One merge as the user asked for it: paths and settings, nothing loaded yet."""
+
+    inputs: tuple[str, ...] = attrs.field(converter=tuple)
+    output: str | None = None
+    base: str | None = None
+    weights: tuple[float, ...] | None = attrs.field(default=None, converter=_weights_converter)
+    normalize: bool = True
+    vw_options: str | None = None
+
+    @property
+    def sources(self) -> list[str]:
+        return [*self.inputs, *([self.base] if self.base else [])]
+
+
+def parse_weights(values: Sequence[str]) -> tuple[float, ...] | None:
+    """``--weights 3 --weights 1`` and ``--weights 3,1`` (or ``"3 1"``) mean the same.
+
+    Both forms are accepted because VW users write lists either way; each token must be a
+    number (``nan``/``inf`` parse, and the merge refuses them with the model they belong to).
+    """
+    if not values:
+        return None
+    tokens = [t for v in values for t in re.split(r"[,\s]+", v.strip()) if t]
+    if not tokens:
+        raise MergeError("no weight given; give one number per model, e.g. --weights 3,1", source="--weights")
+    out = []
+    for tok in tokens:
+        try:
+            out.append(float(tok))
+        except ValueError:
+            raise MergeError(
+                f"{tok!r} is not a number; give one number per model, e.g. --weights 3,1", source="--weights"
+            ) from None
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Checks that need no model loaded: they fail fast, before any large file is read.
+def _same_file(a: str, b: str) -> bool:
+    """Same resolved path, or the same inode (a hard link or a bind mount of the input)."""
+    try:
+        if Path(a).resolve() == Path(b).resolve():
+            return True
+    except (OSError, RuntimeError):
+        pass
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(output: str, request: MergeRequest) -> None:
+    """Refuse an output that would overwrite an input, or that cannot be written at all."""
+    for src in request.inputs:
+        if _same_file(output, src):
+            raise MergeError(
+                f"is also input model {src}; refusing to overwrite an input (choose another -o)", source=output
+            )
+    if request.base and _same_file(output, request.base):
+        raise MergeError("is also the base model; refusing to overwrite an input (choose another -o)", source=output)
+    target = Path(output)
+    if target.is_dir():
+        raise MergeError("is a directory; -o takes the merged model's file name", source=output)
+    parent = target.parent
+    if not parent.exists():
+        raise MergeError(f"cannot write the merged model: directory {parent} does not exist", source=output)
+    if not parent.is_dir():
+        raise MergeError(f"cannot write the merged model: {parent} is not a directory", source=output)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise MergeError(f"cannot write the merged model: directory {parent} is not writable", source=output)
+
+
+def check_request(request: MergeRequest) -> None:
+    if not request.inputs:
+        raise MergeError("no models to merge")
+    if request.base is None and len(request.inputs) < 2:
+        raise MergeError(
+            "only one model given; merging needs at least two models (or one model and --base)",
+            source=request.inputs[0],
+        )
+    if request.weights is not None and len(request.weights) != len(request.inputs):
+        n, m = len(request.weights), len(request.inputs)
+        raise MergeError(
+            f"{n} weight{'s' * (n != 1)} given for {m} models ({', '.join(request.inputs)}); "
+            "give exactly one weight per model, in the same order",
+            source="--weights",
+        )
+    if request.output is not None:
+        check_output(request.output, request)
+
+
+def load_models(
+    request: MergeRequest, *, load_weights: bool = True, registry: Registry | None = None
+) -> tuple[list[Workspace], Workspace | None]:
+    """The input models and the base model (or None), in the order given."""
+    kw: dict[str, Any] = {"load_weights": load_weights, "vw_options": request.vw_options, "registry": registry}
+    models = [load(p, **kw) for p in request.inputs]
+    base = load(request.base, **kw) if request.base else None
+    return models, base
+
+
+# --------------------------------------------------------------------------------------------
+# A real merge.
+@attrs.frozen
+class Phase:
+    """One timed step of a merge."""
+
+    name: str
+    seconds: float
+    bytes_read: int = 0
+    bytes_written: int = 0
+
+
+def peak_rss_bytes() -> int:
+    """The process's peak resident set size so far (0 where the OS does not say)."""
+    if resource is None:  # pragma: no cover
+        return 0
+    peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
+
+
+@attrs.frozen
+class MergeReport:
+    """What a merge did and what it cost, for the summary event and ``merge --json``."""
+
+    output: str
+    models: int
+    base: str | None
+    phases: tuple[Phase, ...]
+    peak_rss_bytes: int
+
+    @property
+    def bytes_read(self) -> int:
+        return sum(p.bytes_read for p in self.phases)
+
+    @property
+    def bytes_written(self) -> int:
+        return sum(p.bytes_written for p in self.phases)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": self.output,
+            "models": self.models,
+            "base": self.base,
+            "phases": {p.name: attrs.asdict(p, filter=lambda a, _: a.name != "name") for p in self.phases},
+            "seconds": round(sum(p.seconds for p in self.phases), 6),
+            "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written,
+            "peak_rss_bytes": self.peak_rss_bytes,
+        }
+
+    def log_fields(self) -> dict[str, Any]:
+        """Flat fields: one readable console line, one greppable JSON object."""
+        fields: dict[str, Any] = {"output": self.output, "models": self.models}
+        if self.base:
+            fields["base"] = self.base
+        for p in self.phases:
+            fields[f"{p.name}_s"] = round(p.seconds, 3)
+        fields["bytes_read"] = self.bytes_read
+        fields["bytes_written"] = self.bytes_written
+        fields["peak_rss_mib"] = round(self.peak_rss_bytes / 2**20, 1)
+        return fields
+
+
+@contextmanager
+def _timed() -> Iterator[list[float]]:
+    box: list[float] = []
+    start = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box.append(time.perf_counter() - start)
+
+
+def run_merge(request: MergeRequest, *, registry: Registry | None = None) -> MergeReport:
+    """Load, merge, save atomically. Nothing is written unless every step before saving worked."""
+    if request.output is None:
+        raise MergeError("no output file given (-o/--output)")
+    check_request(request)
+    with _timed() as t_load:
+        models, base = load_models(request, registry=registry)
+    read = sum(os.path.getsize(p) for p in request.sources)
+    with _timed() as t_merge:
+        merged = merge(models, weights=request.weights, normalize=request.normalize, base=base, registry=registry)
+    with _timed() as t_save:
+        try:
+            written = merged.save(request.output)
+        except OSError as e:
+            raise MergeError(f"cannot write the merged model: {e.strerror or e}", source=request.output) from e
+    phases = (
+        Phase("load", t_load[0], bytes_read=read),
+        Phase("merge", t_merge[0]),
+        Phase("save", t_save[0], bytes_written=written),
+    )
+    return MergeReport(request.output, len(models), request.base, phases, peak_rss_bytes())
+
+
+# --------------------------------------------------------------------------------------------
+# A dry run: the plan of a merge, from headers and reduction sections only.
+@attrs.frozen
+class ModelPlan:
+    path: str
+    size: int
+    version: str
+    bits: int
+    examples: float | None = None  #: what the model records (its base learner's example count)
+    weight: float | None = None  #: the weight the merge gives it
+
+
+@attrs.frozen
+class ReductionPlan:
+    """What the merge will do with one reduction: merge, merge deltas, keep (warns), none, error."""
+
+    reduction: str
+    plugin: str
+    distribution: str
+    version: str
+    section: bool
+    bottom: bool
+    action: str
+    note: str
+
+
+@attrs.frozen(eq=False)
+class MergePlan:
+    request: MergeRequest
+    models: tuple[ModelPlan, ...]
+    base: ModelPlan | None
+    stack: tuple[ReductionPlan, ...]
+    weighting: str | None
+    warnings: tuple[dict[str, Any], ...]
+    error: VWMergeError | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "error": str(self.error) if self.error else None,
+            "output": self.request.output,
+            "normalize": self.request.normalize,
+            "weighting": self.weighting,
+            "models": [attrs.asdict(m) for m in self.models],
+            "base": attrs.asdict(self.base) if self.base else None,
+            "stack": [attrs.asdict(r) for r in self.stack],
+            "warnings": list(self.warnings),
+        }
+
+
+def _model_plan(ws: Workspace, path: str) -> ModelPlan:
+    count = ws.registry.call("vwmerge_example_count", ws.bottom, state=ws.states[-1])
+    return ModelPlan(path, os.path.getsize(path), ws.header.version_text, ws.header.bits, count)
+
+
+def _plan_weights(reg: Registry, models: Sequence[Workspace], base: Workspace | None, request: MergeRequest) -> Any:
+    """The weights :func:`vwmerge.merge` will use: from each model's delta to the base in base mode."""
+    bottom = models[0].bottom
+    states = [m.states[-1] for m in models]
+    additive = reg.implements("vwmerge_subtract", bottom) and reg.implements("vwmerge_add", bottom)
+    if base is not None and bottom.section and additive:
+        empty = ModelWeights(np.zeros(0), False, np.zeros(0, np.float32), ())
+        ctx = MergeContext(tuple(m.info for m in models), base.info, models[0].info, empty, reg)
+        states = [reg.call("vwmerge_subtract", bottom, state=s, base=base.states[-1], context=ctx) for s in states]
+    return model_weights(reg, models, states, request.weights, request.normalize)
+
+
+def _weighting_text(mw: ModelWeights, request: MergeRequest) -> str:
+    if mw.explicit:
+        text = "explicit (--weights), " + ("normalized to sum 1" if request.normalize else "used as given")
+    elif mw.equal_fallback:
+        text = "equal (a model records no example count, or the counts sum to zero)"
+    else:
+        text = (
+            "example counts, VW's rule (a base learner that stores per-parameter adaptive sums, "
+            "like gd by default, weights each parameter by them instead)"
+        )
+    return text + ("; applied to each model's difference from the base" if request.base else "")
+
+
+def _stack_plan(
+    reg: Registry, first: Workspace, request: MergeRequest, declined: set[str]
+) -> tuple[ReductionPlan, ...]:
+    out = []
+    kept_from = "the base model's" if request.base else "the first model's"
+    for entry in first.stack:
+        dist, version = reg.distribution(entry.plugin)
+        has_merge = reg.implements("vwmerge_merge", entry)
+        additive = reg.implements("vwmerge_subtract", entry) and reg.implements("vwmerge_add", entry)
+        if not entry.section:
+            action, note = "none", "writes no section to the file; nothing to merge"
+        elif entry.bottom and not has_merge:
+            action, note = "error", f"base learner without a merge hook (plugin '{entry.plugin}'): weights cannot merge"
+        elif not has_merge:
+            action, note = "keep", f"has state but its plugin has no merge hook: {kept_from} state is kept (warning)"
+        elif entry.name in declined:
+            action, note = "keep", f"its plugin declined to merge these models: {kept_from} state is kept (warning)"
+        elif request.base and additive:
+            action, note = "merge deltas", "each model's difference from the base is merged, then added to the base"
+        else:
+            action, note = "merge", "merged by its plugin" + (" (given the base state)" if request.base else "")
+            if entry.bottom:
+                note = "weights " + note + ", each model weighted as listed above"
+        out.append(ReductionPlan(entry.name, entry.plugin, dist, version, entry.section, entry.bottom, action, note))
+    return tuple(out)
+
+
+def _plain(event: dict[str, Any]) -> dict[str, Any]:
+    """A log event without the renderer's keys, values made printable and JSON-safe."""
+    skip = {"timestamp"}
+    plain = (str, int, float, bool, type(None))
+    return {k: (v if isinstance(v, plain) else repr(v)) for k, v in event.items() if k not in skip}
+
+
+def plan_merge(request: MergeRequest, *, registry: Registry | None = None) -> MergePlan:
+    """Everything a merge would do and decide, reading no weight rows (``load_weights=False``).
+
+    The merge itself runs on the weightless models, so every check a plugin makes on its
+    sections and counters (save_resume vs predict-only, per-model state counts, ...) gives the
+    same verdict, and the warnings it logs are the ones a real merge would log.
+    """
+    models: list[Workspace] = []
+    base: Workspace | None = None
+    mw: ModelWeights | None = None
+    error: VWMergeError | None = None
+    reg: Registry | None = registry
+    with logs.collect("warning") as events:
+        try:
+            check_request(request)
+            reg = reg or default_registry()
+            kw: dict[str, Any] = {"load_weights": False, "vw_options": request.vw_options, "registry": reg}
+            for p in request.inputs:
+                models.append(load(p, **kw))
+            base = load(request.base, **kw) if request.base else None
+            merge(models, weights=request.weights, normalize=request.normalize, base=base, registry=reg)
+            with logs.muted():  # the merge above has logged whatever deciding the weights logs
+                mw = _plan_weights(reg, models, base, request)
+        except VWMergeError as e:
+            error = e
+    warnings: list[dict[str, Any]] = []
+    for ev in map(_plain, events):
+        if ev not in warnings:
+            warnings.append(ev)
+    declined = {str(ev["reduction"]) for ev in warnings if "kept_from" in ev and "reduction" in ev}
+    model_plans = [_model_plan(m, p) for m, p in zip(models, request.inputs, strict=False)]
+    if mw is not None:
+        model_plans = [attrs.evolve(mp, weight=float(mw.values[i])) for i, mp in enumerate(model_plans)]
+    stack = _stack_plan(reg, models[0], request, declined) if models and reg is not None else ()
+    return MergePlan(
+        request,
+        tuple(model_plans),
+        _model_plan(base, request.base) if base is not None and request.base else None,
+        stack,
+        _weighting_text(mw, request) if mw is not None else None,
+        tuple(warnings),
+        error,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+def _decode3(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def inspect_model(path: str, *, vw_options: str | None = None, registry: Registry | None = None) -> dict[str, Any]:
+    """One JSON-able document describing a model file: header, stack with states, weights."""
+    ws = load(path, vw_options=vw_options, registry=registry)
+    h = ws.header
+    has_checksum = h.version >= (8, 0, 1)
+    stack = ws.describe()
+    weights = None
+    counters = None
+    for item in stack:
+        state = item.get("state") or {}
+        if weights is None and isinstance(state.get("weights"), dict) and "rows" in state["weights"]:
+            weights = {"reduction": item["reduction"], **state["weights"]}
+        if counters is None and isinstance(state.get("online"), dict):
+            counters = {"reduction": item["reduction"], **state["online"]}
+    for item in stack:
+        item["version"] = ws.registry.distribution(item["plugin"])[1]
+    return {
+        "file": path,
+        "size": os.path.getsize(path),
+        "header": {
+            "version": h.version_text,
+            "id": h.id,
+            "bits": h.bits,
+            "min_label": h.min_label,
+            "max_label": h.max_label,
+            "lda": h.lda,
+            "ngrams": [_decode3(g) for g in h.ngrams],
+            "skips": [_decode3(s) for s in h.skips],
+            "options": h.options_text.strip(),
+            "checksum": {
+                "present": has_checksum,
+                "ok": True if has_checksum else None,
+                "value": h.checksum() if has_checksum else None,
+            },
+        },
+        "options": [[n, v] for n, v in ws.options],
+        "stack": stack,
+        "counters": counters,
+        "weights": weights,
+    }
