@@ -8,7 +8,7 @@ VW does) and assembles the output workspace.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -154,8 +154,10 @@ def _output_header(models: Sequence[Workspace], base: Workspace | None, options:
         )
     id_raw = first.id_raw if len(ids) == 1 else b"\0"
     options_raw = first.options_raw
-    if options.has_duplicates():
-        options_raw = options.deduplicated().to_text().encode() + b"\0"
+    # From the header itself: ``options`` is already de-duplicated and may hold load-time extras.
+    stored = Options.parse(first.options_text)
+    if stored.has_duplicates():
+        options_raw = stored.deduplicated().to_text().encode() + b"\0"
     return attrs.evolve(
         first,
         id_raw=id_raw,
@@ -163,6 +165,123 @@ def _output_header(models: Sequence[Workspace], base: Workspace | None, options:
         max_label=float(np.float32(max(h.max_label for h in everyone))),
         options_raw=options_raw,
     )
+
+
+@attrs.frozen(eq=False)
+class PreparedMerge:
+    """A merge with every decision taken and nothing merged yet.
+
+    Split from :func:`merge` so that the streaming merger (:mod:`vwmerge.streaming`) makes the
+    same checks and decisions from models loaded without their weight rows, then streams only
+    the bottom learner's rows. ``states[k]`` are reduction k's input states in input order
+    (deltas from the base where the reduction is additive, ``additive[k]``).
+    """
+
+    models: tuple[Workspace, ...]
+    base: Workspace | None
+    header: Header
+    stack: tuple[StackEntry, ...]
+    states: tuple[tuple[Any, ...], ...]
+    additive: tuple[bool, ...]
+    context: MergeContext
+
+
+#: Merges reduction ``k`` (``entry``) given the base's state of it (None without a base or when
+#: the core merges deltas); returns the merged state, or None to decline.
+EntryMerger = Callable[[int, StackEntry, Any], Any]
+
+
+def prepare_merge(
+    models: Sequence[Workspace],
+    *,
+    weights: Sequence[float] | None = None,
+    normalize: bool = True,
+    base: Workspace | None = None,
+    registry: Registry | None = None,
+) -> PreparedMerge:
+    """Check the models, build the output header, take deltas (base mode) and decide the weights."""
+    models = list(models)
+    if base is None and len(models) < 2:
+        raise MergeError("at least two models are needed to merge (or one model and a base model)")
+    if not models:
+        raise MergeError("no models to merge")
+    reg = registry or models[0].registry
+    first = models[0]
+    for m in models[1:] + ([base] if base is not None else []):
+        _check_compatible(first, m)
+    options = first.options.deduplicated() if first.options.has_duplicates() else first.options
+    header = _output_header(models, base, options)
+    stack = first.stack
+    out_info = ModelInfo(header, Options.parse(header.options_text), stack, "<merged>")
+
+    # Base mode: turn every additive state into a delta first (the weights come from deltas).
+    additive = tuple(
+        reg.implements("vwmerge_subtract", entry) and reg.implements("vwmerge_add", entry) for entry in stack
+    )
+    per_entry: list[list[Any]] = [[m.states[k] for m in models] for k in range(len(stack))]
+    provisional = MergeContext(
+        tuple(m.info for m in models), base.info if base else None, out_info,
+        ModelWeights(np.zeros(0), False, np.zeros(0, np.float32), ()), reg,
+    )  # fmt: skip
+    if base is not None:
+        for k, entry in enumerate(stack):
+            if entry.section and additive[k]:
+                per_entry[k] = [
+                    reg.call("vwmerge_subtract", entry, state=s, base=base.states[k], context=provisional)
+                    for s in per_entry[k]
+                ]
+    mw = model_weights(reg, models, per_entry[-1], weights, normalize)
+    ctx = attrs.evolve(provisional, weights=mw)
+    states = tuple(tuple(states) for states in per_entry)
+    return PreparedMerge(tuple(models), base, header, stack, states, additive, ctx)
+
+
+def finish_merge(
+    prep: PreparedMerge, merge_entry: EntryMerger | None = None, *, base: Workspace | None = None
+) -> Workspace:
+    """Merge reduction by reduction, top of stack first, as VW does, and assemble the output.
+
+    ``merge_entry`` merges one reduction (default: the owning plugin's ``vwmerge_merge`` over
+    ``prep.states[k]``). ``base`` replaces ``prep.base`` where a base state is kept or added
+    back (the streaming merger prepares from a base without rows, then adds the full one).
+    """
+    reg = prep.context.registry
+    ctx = prep.context
+    base = base if base is not None else prep.base
+    first = prep.models[0]
+
+    def plugin_merge(k: int, entry: StackEntry, base_state: Any) -> Any:
+        if not reg.implements("vwmerge_merge", entry):
+            return None
+        return reg.call(
+            "vwmerge_merge", entry, states=list(prep.states[k]), weights=ctx.weights, base=base_state, context=ctx
+        )
+
+    merge_entry = merge_entry or plugin_merge
+    out_states: list[Any] = []
+    for k, entry in enumerate(prep.stack):
+        if not entry.section:
+            out_states.append(None)
+            continue
+        base_state = base.states[k] if base is not None else None
+        delta_mode = base is not None and prep.additive[k]
+        merged = merge_entry(k, entry, None if delta_mode else base_state)
+        if merged is None:
+            if entry.bottom:
+                raise PluginError(
+                    f"base learner '{entry.name}' has no merge (plugin '{entry.plugin}'); the weights cannot be merged"
+                )
+            keep_from = base if base is not None else first
+            log.warning(
+                "reduction has state but no merge; keeping one model's state unchanged",
+                reduction=entry.name, plugin=entry.plugin, kept_from=keep_from.source,
+            )  # fmt: skip
+            out_states.append(keep_from.states[k])
+            continue
+        if delta_mode:
+            merged = reg.call("vwmerge_add", entry, base=base_state, delta=merged, context=ctx)
+        out_states.append(merged)
+    return Workspace(prep.header, ctx.output.options, prep.stack, tuple(out_states), "<merged>", reg)
 
 
 def merge(
@@ -180,65 +299,5 @@ def merge(
     then exactly Σ wᵢθᵢ (normalized to sum 1 unless ``normalize=False``). With ``base``, each
     model's difference from the base is merged and added back (VW's base-model mode).
     """
-    models = list(models)
-    if base is None and len(models) < 2:
-        raise MergeError("at least two models are needed to merge (or one model and a base model)")
-    if not models:
-        raise MergeError("no models to merge")
-    reg = registry or models[0].registry
-    first = models[0]
-    for m in models[1:] + ([base] if base is not None else []):
-        _check_compatible(first, m)
-    options = first.options.deduplicated() if first.options.has_duplicates() else first.options
-    header = _output_header(models, base, options)
-    stack = first.stack
-    out_info = ModelInfo(header, Options.parse(header.options_text), stack, "<merged>")
-
-    # Base mode: turn every additive state into a delta first (the weights come from deltas).
-    def additive(entry: StackEntry) -> bool:
-        return reg.implements("vwmerge_subtract", entry) and reg.implements("vwmerge_add", entry)
-
-    per_entry: list[list[Any]] = [[m.states[k] for m in models] for k in range(len(stack))]
-    provisional = MergeContext(
-        tuple(m.info for m in models), base.info if base else None, out_info,
-        ModelWeights(np.zeros(0), False, np.zeros(0, np.float32), ()), reg,
-    )  # fmt: skip
-    if base is not None:
-        for k, entry in enumerate(stack):
-            if entry.section and additive(entry):
-                per_entry[k] = [
-                    reg.call("vwmerge_subtract", entry, state=s, base=base.states[k], context=provisional)
-                    for s in per_entry[k]
-                ]
-    mw = model_weights(reg, models, per_entry[-1], weights, normalize)
-    ctx = attrs.evolve(provisional, weights=mw)
-
-    out_states: list[Any] = []
-    for k, entry in enumerate(stack):
-        if not entry.section:
-            out_states.append(None)
-            continue
-        base_state = base.states[k] if base is not None else None
-        delta_mode = base is not None and additive(entry)
-        merged = None
-        if reg.implements("vwmerge_merge", entry):
-            merged = reg.call(
-                "vwmerge_merge", entry, states=per_entry[k], weights=mw,
-                base=None if delta_mode else base_state, context=ctx,
-            )  # fmt: skip
-        if merged is None:
-            if entry.bottom:
-                raise PluginError(
-                    f"base learner '{entry.name}' has no merge (plugin '{entry.plugin}'); the weights cannot be merged"
-                )
-            keep_from = base if base is not None else first
-            log.warning(
-                "reduction has state but no merge; keeping one model's state unchanged",
-                reduction=entry.name, plugin=entry.plugin, kept_from=keep_from.source,
-            )  # fmt: skip
-            out_states.append(keep_from.states[k])
-            continue
-        if delta_mode:
-            merged = reg.call("vwmerge_add", entry, base=base_state, delta=merged, context=ctx)
-        out_states.append(merged)
-    return Workspace(header, out_info.options, stack, tuple(out_states), "<merged>", reg)
+    prep = prepare_merge(models, weights=weights, normalize=normalize, base=base, registry=registry)
+    return finish_merge(prep)
