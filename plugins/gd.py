@@ -162,7 +162,10 @@ def read_gd_like(io: SectionIO, reduction: StackEntry, columns_for: Any) -> GdSt
     if not io.load_weights:
         rowsize = (4 if model.bits < 31 else 8) + 4 * len(cols)
         if r.remaining % rowsize:
-            raise r.fail(f"truncated or corrupt weights: {r.remaining} bytes is not a whole number of rows")
+            raise r.fail(
+                f"truncated or corrupt weights: {r.remaining} bytes after offset {r.pos} is not a whole "
+                f"number of {rowsize}-byte rows ({len(cols)} float column(s) {', '.join(cols)})"
+            )
         r.pos = r.size
         return GdState(resume, online, WeightTable.empty(model.bits, cols))
     table = WeightTable.read(r, model.bits, cols)
