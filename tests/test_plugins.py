@@ -1,0 +1,342 @@
+"""Plugins: the real third-party package (``tests/plugin_pkg``) and the registry's policies.
+
+The example package is installed for real and found through the ``vwmerge`` entry-point group.
+``tests/conftest.py`` blocks it for the rest of the suite (``VWMERGE_BLOCK_PLUGINS``); the tests
+here clear the block, in a fresh in-process registry and in the environment of real ``vwmerge``
+subprocesses, to see it override the built-in ``cb_explore_adf_squarecb``.
+
+The policy tests register ad-hoc plugin objects with ``make_plugin_manager(extra=...)``: a
+stateful reduction without merge (kept from the first model, with a warning), a base learner
+without merge (an error), two third-party plugins for one reduction (an error naming both).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import vowpalwabbit
+import vwmerge
+import vwtrain
+from conftest import EXAMPLE_PLUGIN_DIST, EXAMPLE_PLUGIN_ENTRY_POINT, Models, example_plugin_entry_point
+from vwmerge import ReductionSpec, SectionIO, StackEntry, hookimpl, rank_of
+from vwmerge.plugins import gd as gd_plugin
+from vwmerge.plugins import stateless as stateless_plugin
+from vwmerge.registry import BLOCK_ENV
+
+SQUARECB = "cb_explore_adf_squarecb"
+ARGS = "--cb_explore_adf --squarecb"
+
+
+def _unblocked_env() -> dict[str, str]:
+    env = dict(os.environ)
+    rest = [n for n in env.get(BLOCK_ENV, "").split(",") if n.strip() and n.strip() != EXAMPLE_PLUGIN_ENTRY_POINT]
+    env[BLOCK_ENV] = ",".join(rest)
+    return env
+
+
+@pytest.fixture
+def unblocked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(BLOCK_ENV, _unblocked_env()[BLOCK_ENV])
+
+
+@pytest.fixture
+def example_registry(unblocked: None) -> vwmerge.Registry:
+    """All installed plugins, the example package included (built after the block is cleared)."""
+    return vwmerge.Registry(vwmerge.make_plugin_manager())
+
+
+def _counter(ws: vwmerge.Workspace) -> int:
+    return ws.state(SQUARECB).counter
+
+
+# --- the installed package -----------------------------------------------------------------------
+
+
+def test_entry_point_is_installed() -> None:
+    ep = example_plugin_entry_point()
+    assert ep is not None
+    assert ep.value == "vwmerge_example_plugin"
+    assert ep.dist is not None and ep.dist.name == EXAMPLE_PLUGIN_DIST
+
+
+def test_registry_lists_the_package_and_its_override(example_registry: vwmerge.Registry) -> None:
+    (info,) = [p for p in example_registry.plugins() if p.distribution == EXAMPLE_PLUGIN_DIST]
+    assert info.name == EXAMPLE_PLUGIN_ENTRY_POINT
+    assert not info.builtin
+    assert info.version == "0.1.0"
+    assert info.reductions == (SQUARECB,)
+    assert {"vwmerge_reductions", "vwmerge_save_load", "vwmerge_merge", "vwmerge_subtract", "vwmerge_add"} <= set(
+        info.hooks
+    )
+    assert example_registry.owner[SQUARECB] == EXAMPLE_PLUGIN_ENTRY_POINT
+
+    # vwmerge has a built-in squarecb plugin: the third-party one overrides it.
+    builtin = vwmerge.default_registry().owner[SQUARECB]
+    assert vwmerge.default_registry().distribution(builtin)[0] == "vwmerge"
+    assert (SQUARECB, EXAMPLE_PLUGIN_ENTRY_POINT, builtin) in example_registry.overrides
+    (builtin_info,) = [p for p in example_registry.plugins() if p.name == builtin]
+    assert SQUARECB not in builtin_info.reductions
+
+
+def test_blocking_the_entry_point_hides_the_package() -> None:
+    """What conftest does for the rest of the suite: the built-in owns squarecb again."""
+    assert EXAMPLE_PLUGIN_ENTRY_POINT in os.environ[BLOCK_ENV].split(",")
+    reg = vwmerge.default_registry()
+    assert EXAMPLE_PLUGIN_DIST not in {p.distribution for p in reg.plugins()}
+    assert not reg.overrides or all(w != EXAMPLE_PLUGIN_ENTRY_POINT for _, w, _ in reg.overrides)
+
+
+# --- the real command line ------------------------------------------------------------------------
+
+
+def _vwmerge(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    script = shutil.which("vwmerge", path=str(Path(sys.executable).parent))
+    cmd = [script] if script else [sys.executable, "-m", "vwmerge"]
+    return subprocess.run([*cmd, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_cli_plugins_lists_the_package() -> None:
+    done = _vwmerge("plugins", env=_unblocked_env())
+    assert done.returncode == 0, done.stderr
+    assert f"{EXAMPLE_PLUGIN_ENTRY_POINT}  ({EXAMPLE_PLUGIN_DIST} 0.1.0, third-party)" in done.stdout
+    assert f"{SQUARECB}: plugin '{EXAMPLE_PLUGIN_ENTRY_POINT}' overrides" in done.stdout
+
+
+def test_cli_plugins_json() -> None:
+    done = _vwmerge("plugins", "--json", env=_unblocked_env())
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    (entry,) = [p for p in doc["plugins"] if p["distribution"] == EXAMPLE_PLUGIN_DIST]
+    assert entry["name"] == EXAMPLE_PLUGIN_ENTRY_POINT
+    assert entry["builtin"] is False
+    assert entry["reductions"] == [SQUARECB]
+    assert "vwmerge_merge" in entry["hooks"]
+    (override,) = [o for o in doc["overrides"] if o["reduction"] == SQUARECB]
+    assert override["plugin"] == EXAMPLE_PLUGIN_ENTRY_POINT
+
+    blocked = json.loads(_vwmerge("plugins", "--json", env=dict(os.environ)).stdout)
+    assert EXAMPLE_PLUGIN_DIST not in {p["distribution"] for p in blocked["plugins"]}
+
+
+def test_cli_merge_uses_the_package(models: Models, example_registry: vwmerge.Registry, tmp_path: Path) -> None:
+    paths = models.inputs(ARGS, 2)
+    out = tmp_path / "merged.model"
+    done = _vwmerge("merge", "-o", str(out), *map(str, paths), env=_unblocked_env())
+    assert done.returncode == 0, done.stderr
+    assert f"merged by {EXAMPLE_PLUGIN_DIST}" in done.stderr
+    merged = vwmerge.load(out, registry=example_registry)
+    assert _counter(merged) == sum(_counter(vwmerge.load(p, registry=example_registry)) for p in paths)
+    assert len(vwtrain.predict(out, vwtrain.test_examples(ARGS, n=3))) == 3
+
+
+# --- merging with the package, in process ---------------------------------------------------------
+
+
+def _vw_resave(path: Path, out: Path) -> bytes:
+    """Load ``path`` in VW (counters preserved) and save it again: VW's reading of the file."""
+    vw = vowpalwabbit.Workspace(f"-i {path} --preserve_performance_counters --quiet", enable_logging=False)
+    try:
+        vw.save(str(out))
+    finally:
+        vw.finish()
+    return out.read_bytes()
+
+
+def test_merge_uses_the_package_and_vw_loads_the_result(
+    models: Models, example_registry: vwmerge.Registry, tmp_path: Path, logs: list[dict[str, Any]]
+) -> None:
+    paths = models.inputs(ARGS, 3)
+    inputs = [vwmerge.load(p, registry=example_registry) for p in paths]
+    assert [_counter(m) for m in inputs] == [30, 37, 45]  # one learn call per example
+    merged = vwmerge.merge(inputs)
+
+    state = merged.state(SQUARECB)
+    assert type(state).__module__ == "vwmerge_example_plugin"
+    assert state.counter == 30 + 37 + 45
+    (event,) = [e for e in logs if e["event"] == f"merged by {EXAMPLE_PLUGIN_DIST}"]
+    assert event["counters"] == [30, 37, 45]
+    (described,) = [d for d in merged.describe() if d["reduction"] == SQUARECB]
+    assert described["distribution"] == EXAMPLE_PLUGIN_DIST
+    assert described["state"] == {"counter": 112, "plugin": EXAMPLE_PLUGIN_DIST}
+
+    # VW reads the counter where the plugin wrote it: its own load-and-save changes no byte.
+    out = tmp_path / "merged.model"
+    merged.save(out)
+    assert _vw_resave(out, tmp_path / "resaved.model") == out.read_bytes()
+    # VW's own merge restarts the schedule (counter 0); the gd weights are the same either way.
+    vw = vwmerge.load(models.vw_merged(paths), registry=example_registry)
+    assert _counter(vw) == 0
+    ours_rows, vw_rows = merged.state("gd").table.canonical(), vw.state("gd").table.canonical()
+    assert ours_rows.values.tobytes() == vw_rows.values.tobytes()
+    pmfs = vwtrain.predict(out, vwtrain.test_examples(ARGS, n=5))
+    assert all(abs(sum(p) - 1) < 1e-5 for p in pmfs)
+
+
+def test_base_mode_with_the_package(models: Models, example_registry: vwmerge.Registry) -> None:
+    base_path, paths = models.resumed(ARGS)
+    base = vwmerge.load(base_path, registry=example_registry)
+    inputs = [vwmerge.load(p, registry=example_registry) for p in paths]
+    merged = vwmerge.merge(inputs, base=base)
+    b = _counter(base)
+    assert b == 30
+    assert _counter(merged) == b + sum(_counter(m) - b for m in inputs) == 30 + 25 + 40
+    assert _counter(vwmerge.load(models.vw_merged(paths, base=base_path), registry=example_registry)) == 0
+
+
+# --- registry policies with ad-hoc plugins --------------------------------------------------------
+
+
+class CounterSection:
+    """An ad-hoc plugin for squarecb's section that can read and write but not merge."""
+
+    @hookimpl
+    def vwmerge_reductions(self) -> list[ReductionSpec]:
+        return [
+            ReductionSpec(
+                name=SQUARECB,
+                rank=rank_of(SQUARECB),
+                triggers=("squarecb",),
+                options=("cb_explore_adf", "gamma_scale", "gamma_exponent", "elim", "mellowness", "epsilon"),
+                section=True,
+                enabled=lambda o: "squarecb" in o,
+            )
+        ]
+
+    @hookimpl
+    def vwmerge_save_load(self, reduction: StackEntry, io: SectionIO, state: Any) -> Any:
+        if io.reading:
+            return ("counter", io.r.u64("counter"))
+        io.w.u64(state[1])
+        return None
+
+
+class DecliningCounterSection(CounterSection):
+    """The same, with a merge hook that declines (returns None)."""
+
+    @hookimpl
+    def vwmerge_merge(self, reduction: StackEntry, states: Any, weights: Any, base: Any, context: Any) -> None:
+        return None
+
+
+def _registry(*plugins: tuple[object, str, str], autoload: bool = True) -> vwmerge.Registry:
+    pm = vwmerge.make_plugin_manager(autoload=autoload, extra=[(obj, name) for obj, name, _ in plugins])
+    return vwmerge.Registry(pm, extra_dists={name: dist for _, name, dist in plugins})
+
+
+@pytest.mark.parametrize("merge_returns_none", [False, True], ids=["no-merge-hook", "merge-returns-None"])
+def test_stateful_reduction_without_merge_keeps_the_first_state(
+    models: Models, tmp_path: Path, logs: list[dict[str, Any]], merge_returns_none: bool
+) -> None:
+    plugin = DecliningCounterSection() if merge_returns_none else CounterSection()
+    reg = _registry((plugin, "adhoc_squarecb", "adhoc-test-plugins"))
+    assert reg.owner[SQUARECB] == "adhoc_squarecb"  # overrides the built-in
+    paths = models.inputs(ARGS, 2)
+    inputs = [vwmerge.load(p, registry=reg) for p in paths]
+    merged = vwmerge.merge(inputs)
+    assert merged.state(SQUARECB) is inputs[0].state(SQUARECB)
+    assert merged.state(SQUARECB) == ("counter", 30)
+    (warning,) = [e for e in logs if e.get("log_level") == "warning" and "no merge" in e["event"]]
+    assert warning["reduction"] == SQUARECB
+    assert warning["kept_from"] == str(paths[0])
+    out = tmp_path / "merged.model"
+    merged.save(out)
+    assert _vw_resave(out, tmp_path / "resaved.model") == out.read_bytes()
+
+    base_path, resumed = models.resumed(ARGS)
+    base = vwmerge.load(base_path, registry=reg)
+    in_base_mode = vwmerge.merge([vwmerge.load(p, registry=reg) for p in resumed], base=base)
+    assert in_base_mode.state(SQUARECB) is base.state(SQUARECB)
+
+
+class BottomWithoutMerge:
+    """An ad-hoc base learner for ``--ftrl`` files that reads and writes but cannot merge."""
+
+    @hookimpl
+    def vwmerge_reductions(self) -> list[ReductionSpec]:
+        return [ReductionSpec(name="ftrl", rank=rank_of("ftrl"), triggers=("ftrl",), section=True, bottom=True)]
+
+    @hookimpl
+    def vwmerge_save_load(self, reduction: StackEntry, io: SectionIO, state: Any) -> Any:
+        if io.reading:
+            return gd_plugin.read_gd_like(io, reduction, lambda o, resume: ("w", "z", "n") if resume else ("w",))
+        gd_plugin.write_gd_like(io, state)
+        return None
+
+
+def test_bottom_learner_without_merge_is_an_error(models: Models) -> None:
+    reg = _registry(
+        (gd_plugin, "gd", "vwmerge"),
+        (stateless_plugin, "stateless", "vwmerge"),
+        (BottomWithoutMerge(), "adhoc_ftrl", "adhoc-test-plugins"),
+        autoload=False,
+    )
+    paths = models.inputs("--ftrl", 2)
+    inputs = [vwmerge.load(p, registry=reg) for p in paths]
+    assert [e.name for e in inputs[0].stack][-1] == "ftrl"
+    assert inputs[0].to_bytes() == paths[0].read_bytes()
+    with pytest.raises(vwmerge.PluginError, match=r"base learner 'ftrl' has no merge \(plugin 'adhoc_ftrl'\)"):
+        vwmerge.merge(inputs)
+
+
+def test_unknown_option_names_the_option(models: Models) -> None:
+    only_gd = _registry((gd_plugin, "gd", "vwmerge"), autoload=False)
+    with pytest.raises(vwmerge.PluginError, match=r"uses option --oaa, which no installed vwmerge plugin"):
+        vwmerge.load(models.inputs("--oaa 3", 1)[0], registry=only_gd)
+
+    # The same with every installed plugin, for an option VW does not have: the header is
+    # rewritten (with a correct checksum) so that only the option is wrong.
+    ws = vwmerge.load(models.inputs("", 1)[0])
+    header = attrs.evolve(ws.header, options_raw=b" --frobnicate 3\0")
+    data = header.to_bytes() + ws.to_bytes()[len(ws.header.to_bytes()) :]
+    with pytest.raises(vwmerge.PluginError, match=r"^x\.model: the model uses option --frobnicate"):
+        vwmerge.load(data, name="x.model")
+
+
+class Declares:
+    """An ad-hoc plugin that only declares a reduction."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @hookimpl
+    def vwmerge_reductions(self) -> list[ReductionSpec]:
+        return [ReductionSpec(name=self.name, rank=rank_of("cb_adf") + 0.5, triggers=("my_reduction",))]
+
+
+def test_two_third_party_plugins_for_one_reduction_is_an_error() -> None:
+    with pytest.raises(vwmerge.PluginError) as err:
+        _registry(
+            (Declares("my_reduction"), "first_plugin", "dist-one"),
+            (Declares("my_reduction"), "second_plugin", "dist-two"),
+        )
+    message = str(err.value)
+    for text in ("'my_reduction'", "first_plugin", "dist-one", "second_plugin", "dist-two", BLOCK_ENV):
+        assert text in message
+
+
+def test_third_party_conflict_with_the_installed_package(unblocked: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example package and another third-party plugin both claim squarecb: an error naming
+    both; blocking one entry point (what the message suggests) resolves it."""
+    with pytest.raises(vwmerge.PluginError, match=rf"{EXAMPLE_PLUGIN_ENTRY_POINT}.*{EXAMPLE_PLUGIN_DIST}") as err:
+        _registry((Declares(SQUARECB), "other_squarecb", "other-dist"))
+    assert "other_squarecb" in str(err.value) and "other-dist" in str(err.value)
+
+    monkeypatch.setenv(BLOCK_ENV, EXAMPLE_PLUGIN_ENTRY_POINT)
+    assert _registry((Declares(SQUARECB), "other_squarecb", "other-dist")).owner[SQUARECB] == "other_squarecb"
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_registries() -> Iterator[None]:
+    """Registries built here must not replace the process-wide default one."""
+    before = vwmerge.default_registry()
+    yield
+    assert vwmerge.default_registry() is before
