@@ -56,11 +56,6 @@ def vwmerge_reductions() -> list[ReductionSpec]:
         _spec("csoaa_ldf", "csoaa_ldf", ("csoaa_ldf", "wap_ldf"), ("csoaa_rank", "ldf_override")),
         _spec("cb_to_cbadf", "cb_to_cbadf", ("cb", "cb_explore"), ("cbify",),
               enabled=lambda o: o.has_any("cb", "cb_explore") and "cb_force_legacy" not in o),
-        _spec("cb_explore_adf_greedy", "cb_explore_adf_greedy", ("cb_explore_adf",),
-              ("epsilon", "first_only", "cb_explore"),
-              enabled=lambda o: "cb_explore_adf" in o and not o.has_any(
-                  "squarecb", "regcb", "regcbopt", "cover", "bag", "softmax", "first", "synthcover",
-                  "rnd", "large_action_space", "graph_feedback")),
         _spec("shared_feature_merger", "shared_feature_merger", ("cb_adf", "cb_explore_adf"),
               enabled=lambda o: o.has_any("cb_adf", "cb_explore_adf", "ccb_explore_adf", "slates")),
     ]  # fmt: skip

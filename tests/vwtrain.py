@@ -33,13 +33,44 @@ def _adf(rng: random.Random, k: int = 3, labeled: bool = True) -> list[str]:
     return lines
 
 
+def _ccb(rng: random.Random, slots: int = 2, k: int = 3) -> list[str]:
+    """A conditional-contextual-bandit example: shared, k actions, ``slots`` labeled slots."""
+    lines = [f"ccb shared |s u{rng.randrange(4)} v:{round(rng.random(), 3)}"]
+    lines += [f"ccb action |act a{a} f{a}:{round(rng.random(), 3)}" for a in range(k)]
+    for s in range(slots):
+        lines.append(f"ccb slot {rng.randrange(k)}:{float(rng.randrange(2))}:0.5 |slot s{s}")
+    return lines
+
+
+def _slates(rng: random.Random) -> list[str]:
+    """A slates example: two slots with two actions each."""
+    lines = [f"slates shared {float(rng.randrange(2))} |s u{rng.randrange(4)}"]
+    lines += [f"slates action {a // 2} |act a{a} f:{round(rng.random(), 3)}" for a in range(4)]
+    lines += [f"slates slot {rng.randrange(2)}:0.5 |slot s{s}" for s in range(2)]
+    return lines
+
+
 def _examples(args: str, rng: random.Random, n: int) -> list[str | list[str]]:
     """Examples whose label type fits the stack in ``args`` (multi-line ones as lists)."""
     a = f" {args} "
     out: list[str | list[str]] = []
     for _ in range(n):
         feats, x = _features(rng)
-        if any(t in a for t in (" --cb_adf", " --cb_explore_adf", " --csoaa_ldf", " --wap_ldf")):
+        if " --slates" in a:
+            out.append(_slates(rng))
+        elif " --ccb_explore_adf" in a:
+            out.append(_ccb(rng))
+        elif any(t in a for t in (" --cats ", " --cats_pdf ", " --cb_explore_pdf")):
+            act = round(rng.uniform(0.0, 10.0), 3)
+            out.append(f"ca {act}:{round(abs(act - 10 * x[0]) / 10, 3)}:0.1 {feats}")
+        elif any(t in a for t in (" --cbify ", " --warm_cb ")):
+            out.append(f"{1 + int(x[0] * 3) % 3} {feats}")
+        elif " --multiworld_test " in a:
+            act = rng.randrange(1, 4)
+            out.append(f"{act}:{float(act != 2)}:0.33 |f p1:{rng.randrange(1, 4)} p2:2 {feats}")
+        elif " --boosting " in a:
+            out.append(f"{1 if x[0] + x[1] > 1 else -1} {feats}")
+        elif any(t in a for t in (" --cb_adf", " --cb_explore_adf", " --csoaa_ldf", " --wap_ldf")):
             if "--csoaa_ldf" in a or "--wap_ldf" in a:
                 out.append([f"{i}:{round(rng.random(), 3)} |act a{i} f:{round(rng.random(), 3)}" for i in range(1, 4)])
             else:
