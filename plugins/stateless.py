@@ -58,4 +58,17 @@ def vwmerge_reductions() -> list[ReductionSpec]:
               enabled=lambda o: o.has_any("cb", "cb_explore") and "cb_force_legacy" not in o),
         _spec("shared_feature_merger", "shared_feature_merger", ("cb_adf", "cb_explore_adf"),
               enabled=lambda o: o.has_any("cb_adf", "cb_explore_adf", "ccb_explore_adf", "slates")),
+        # Verified 0 bytes against VW 9.11.9 files (tests/test_bottoms_trees.py).
+        _spec("new_mf", "mf", ("new_mf",), width=lambda o: 2 * o.get_int("new_mf", 0) + 1),
+        _spec("lrqfa", "lrqfa", ("lrqfa",), width=lambda o: 1 + max(
+            (sum(c.isalpha() for c in v) * int("".join(c for c in v if c.isdigit()) or 0)
+             for v in o.values("lrqfa")), default=0)),
+        _spec("baseline", "baseline", ("baseline",), ("lr_multiplier", "global_only", "check_enabled")),
+        _spec("confidence", "confidence", ("confidence",), ("confidence_after_training",)),
+        _spec("autolink", "autolink", ("autolink",)),
+        _spec("top", "top", ("top",)),
+        _spec("interact", "interact", ("interact",)),
+        _spec("cs_active", "cs_active", ("cs_active",),
+              ("simulation", "baseline", "domination", "mellowness", "range_c", "max_labels", "min_labels",
+               "cost_max", "cost_min", "csa_debug"), width=_int_opt("cs_active")),
     ]  # fmt: skip
