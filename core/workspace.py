@@ -54,14 +54,18 @@ class Workspace:
                 return entry
         raise KeyError(name)
 
-    def to_parts(self) -> list[bytes]:
-        """The file as a list of byte strings (header, then each section), to stream to disk."""
-        w = Writer()
+    def write_to(self, w: Writer) -> None:
+        """Write the file (header, then each section) to ``w``; a streaming writer sends it to disk."""
         self.header.write(w)
         info = self.info
         for entry, st in zip(self.stack, self.states, strict=True):
             if entry.section:
                 self.registry.call("vwmerge_save_load", entry, io=SectionIO(info, writer=w), state=st)
+
+    def to_parts(self) -> list[bytes]:
+        """The file as a list of byte strings (header, then each section), to stream to disk."""
+        w = Writer()
+        self.write_to(w)
         return w.parts
 
     def to_bytes(self) -> bytes:
