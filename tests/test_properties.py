@@ -47,13 +47,30 @@ class Stack:
     needs: tuple[str, ...] = ()
     #: k merged copies predict like the original (false when a counter drives exploration)
     copies_predict_alike: bool = True
+    #: bottoms that merge each saved column by its own rule, in float64 (ftrl family, freegrad):
+    #: (column, rule) with rule mean, sum, max, minpos or dual. Empty: gd, where every column is
+    #: a weighted mean computed in VW's float32 arithmetic.
+    rules: tuple[tuple[str, str], ...] = ()
 
     @property
     def id(self) -> str:
         return self.args or "default"
 
+    def rule(self, column: str) -> str:
+        return dict(self.rules).get(column, "mean") if self.rules else "vw"
+
+    def columns(self, table: WeightTable, *rules: str) -> list[str]:
+        """The table's columns merged by one of ``rules`` ("vw" or "mean" select gd's too)."""
+        wanted = set(rules) | ({"vw"} if "mean" in rules else set())
+        return [c for c in table.columns if self.rule(c) in wanted]
+
 
 CB = ("cb_adf",)
+PISTOL = (("w", "mean"), ("neg_sum_g", "sum"), ("sum_abs_g", "sum"), ("max_abs_x", "max"))
+FTRL = (("w", "mean"), ("z", "dual"), ("sum_g2", "sum"))
+FREEGRAD = (
+    ("w", "mean"), ("sum_g", "sum"), ("sum_g2", "sum"), ("h1", "minpos"), ("max_g", "max"), ("sum_ratio", "sum"),
+)  # fmt: skip
 STACKS: tuple[Stack, ...] = (
     Stack(""),
     Stack("--sgd"),
@@ -85,6 +102,11 @@ STACKS: tuple[Stack, ...] = (
     Stack("--cb_explore_adf --squarecb --elim", counters=(*CB, "cb_explore_adf_squarecb"), copies_predict_alike=False),
     Stack("--cb_explore_adf --regcb", counters=(*CB, "cb_explore_adf_regcb"), copies_predict_alike=False),
     Stack("--cb_explore_adf --cover 3", counters=(*CB, "cb_explore_adf_cover"), copies_predict_alike=False),
+    Stack("--ftrl", needs=("ftrl",), rules=FTRL),
+    Stack("--ftrl --loss_function logistic", needs=("ftrl",), rules=FTRL),
+    Stack("--pistol", needs=("pistol",), rules=PISTOL),
+    Stack("--coin", needs=("coin",), rules=(*PISTOL, ("wealth", "sum"), ("max_abs_g", "max"))),
+    Stack("--freegrad", needs=("freegrad",), rules=FREEGRAD),
 )
 STACK_IDS = [s.id for s in STACKS]
 
@@ -213,14 +235,31 @@ def assert_same_table(got: WeightTable, want: WeightTable) -> None:
     np.testing.assert_array_equal(got.values.view(np.uint32), want.values.view(np.uint32))
 
 
+def assert_columns_equal(got: WeightTable, want: WeightTable, columns: Sequence[str]) -> None:
+    """Bit-identical values in ``columns`` on the union of rows (a missing row is zeros)."""
+    g, w = aligned(got, want)
+    for c in columns:
+        j = want.columns.index(c)
+        np.testing.assert_array_equal(g[:, j], w[:, j], err_msg=f"column {c}")
+
+
 def assert_within(
-    got: WeightTable, want: WeightTable, rel: float, what: str, scale_by: Sequence[WeightTable] = ()
+    got: WeightTable,
+    want: WeightTable,
+    rel: float,
+    what: str,
+    scale_by: Sequence[WeightTable] = (),
+    columns: Sequence[str] | None = None,
 ) -> None:
-    """|got − want| ≤ rel·scale per value, where scale is |want|, or max |θ| over ``scale_by``."""
+    """|got − want| ≤ rel·scale per value, where scale is |want|, or max |θ| over ``scale_by``;
+    only ``columns`` when given."""
     g, w, *others = aligned(got, want, *scale_by)
     scale = np.max(np.abs(np.stack(others)), axis=0) if others else np.abs(w)
     bound = rel * scale + TINY
     err = np.abs(g - w)
+    if columns is not None:
+        keep = [c in columns for c in want.columns]
+        err, bound = np.where(keep, err, 0.0), np.where(keep, bound, 1.0)
     if err.size and not np.all(err <= bound):
         i, j = np.unravel_index(np.argmax(err - bound), err.shape)
         raise AssertionError(
@@ -281,6 +320,10 @@ def test_k_copies_give_the_model_back(pools: Pools, stack: Stack, k: int, pick: 
     within k·2⁻⁵³ relative of k·x; u64 counters are exactly k·x. ``t`` counts initial_t
     once: t' = f + k(t − f). Every u64 learn counter of a counting reduction (cb_adf MTR sums,
     exploration counters) is exactly k times. Pending ``--l1/--l2`` is applied, then reset.
+
+    Column-rule bottoms (ftrl, pistol, coin, freegrad) accumulate in f64 and round once: a mean
+    of k copies is θ(1+ε), |ε| ≤ (k+1)·2⁻⁵³ ≪ 2⁻²⁵, so exactly θ; a sum is exactly f32(k·θ)
+    (k·θ is exact in f64); maxima are θ; ftrl's z is recomputed from w and Σg² (not asserted).
     The merged file loads in VW and predicts like m (unless a counter drives exploration).
     """
     pool = pools.get(stack)
@@ -288,7 +331,18 @@ def test_k_copies_give_the_model_back(pools: Pools, stack: Stack, k: int, pick: 
     merged = vwmerge.merge([m] * k)
 
     want = weights_of(m)
-    if k in (2, 4):
+    if stack.rules:
+        g, w = aligned(bottom(merged).table, want)
+        for j, c in enumerate(want.columns):
+            expected = {
+                "mean": w[:, j],
+                "max": w[:, j],
+                "minpos": np.where(w[:, j] > 0, w[:, j], 0.0),
+                "sum": (k * w[:, j]).astype(np.float32),
+            }.get(stack.rule(c))
+            if expected is not None:
+                np.testing.assert_array_equal(g[:, j], expected, err_msg=f"column {c} ({stack.rule(c)})")
+    elif k in (2, 4):
         assert_same_table(bottom(merged).table, want)
     else:
         assert_within(bottom(merged).table, want, (2 * k + 1) * U32, f"{k} copies")
@@ -320,12 +374,15 @@ def test_k_copies_give_the_model_back(pools: Pools, stack: Stack, k: int, pick: 
 def test_k_copies_with_explicit_weights_are_exact(pools: Pools, stack: Stack, k: int, pick: int, data: Any) -> None:
     """With explicit weights every parameter is Σ wᵢθ/Σw accumulated in f64 and rounded once:
     for k copies that is θ·(1+ε) with |ε| ≤ (k+1)·2⁻⁵³ ≪ 2⁻²⁵ (half a float32 ulp), so rounding
-    gives θ back bit for bit, whatever the weights."""
+    gives θ back bit for bit, whatever the weights (for column-rule bottoms: every mean column)."""
     pool = pools.get(stack)
     m = pool.models[pick]
     w = data.draw(st.lists(st.floats(1e-3, 1e3), min_size=k, max_size=k), label="weights")
     merged = vwmerge.merge([m] * k, weights=w)
-    assert_same_table(bottom(merged).table, weights_of(m))
+    if stack.rules:
+        assert_columns_equal(bottom(merged).table, weights_of(m), stack.columns(weights_of(m), "mean"))
+    else:
+        assert_same_table(bottom(merged).table, weights_of(m))
 
 
 # --------------------------------------------------------------------------------------------
@@ -365,7 +422,8 @@ def test_permuting_inputs_changes_only_rounding(pools: Pools, stack: Stack, sel:
 def test_permuting_inputs_and_weights_changes_only_rounding(pools: Pools, stack: Stack, sel: Any) -> None:
     """Explicit weights permuted with their models: the f64 accumulations differ by at most
     2(k−1)·2⁻⁵³·max|θᵢ| before the one rounding to f32, so the results are within one float32
-    ulp of each other plus that: bounded by 2u·max|θᵢ|."""
+    ulp of each other plus that: bounded by 2u·max|θᵢ|. Column-rule bottoms also sum columns:
+    bounded by 2u·Σ|θᵢ| ≤ 2k·u·max|θᵢ| (ftrl's recomputed z is not compared)."""
     picks, perm, weights = sel
     pool = pools.get(stack)
     models = [pool.models[i] for i in picks]
@@ -378,7 +436,10 @@ def _assert_order_free(
     a: vwmerge.Workspace, b: vwmerge.Workspace, models: Sequence[vwmerge.Workspace], rel: float, stack: Stack
 ) -> None:
     inputs = [weights_of(m) for m in models]
-    assert_within(bottom(b).table, bottom(a).table, rel, "permuted merge", scale_by=inputs)
+    columns = None
+    if stack.rules:
+        rel, columns = max(rel, 2 * len(models) * U32), stack.columns(inputs[0], "mean", "sum", "max", "minpos")
+    assert_within(bottom(b).table, bottom(a).table, rel, "permuted merge", scale_by=inputs, columns=columns)
     # The options string also records VW's random generator state (--random_seed, written by
     # bag, cover, ...): the merged model carries the first input's, so only that may differ.
     assert attrs.evolve(a.header, options_raw=b"") == attrs.evolve(b.header, options_raw=b"")
@@ -415,13 +476,18 @@ def one_hot(draw: Any) -> tuple[list[int], int, float]:
 def test_one_hot_weights_give_that_models_weights(pools: Pools, stack: Stack, sel: Any) -> None:
     """Weights c·eⱼ (e.g. [1, 0]) normalize to exactly 1 and 0; θⱼ·1 + Σ θᵢ·0 is exact in f64,
     so the merged table is model j's effective table bit for bit (rows that only other models
-    had become zero and are not written). Counters still describe all inputs (summed)."""
+    had become zero and are not written). Counters still describe all inputs (summed).
+    Column-rule bottoms: the mean columns are model j's (sums and maxima cover every input)."""
     picks, hot, scale = sel
     pool = pools.get(stack)
     models = [pool.models[i] for i in picks]
     weights = [scale if i == hot else 0.0 for i in range(len(models))]
     merged = vwmerge.merge(models, weights=weights)
-    assert_same_table(bottom(merged).table, weights_of(models[hot]))
+    want = weights_of(models[hot])
+    if stack.rules:
+        assert_columns_equal(bottom(merged).table, want, stack.columns(want, "mean"))
+    else:
+        assert_same_table(bottom(merged).table, want)
     on = bottom(merged).online
     if on is not None:
         total = sum(bottom(m).online.weighted_labeled_examples for m in models)
@@ -439,18 +505,32 @@ def test_base_mode_with_one_model_gives_that_model(pools: Pools, stack: Stack, p
     adaptive path, ratio a/a = 1): exactly m wherever m − b is exact in float32 (Sterbenz:
     b/2 ≤ m ≤ 2b), and within u·(|m| + |m − b|) elsewhere. Counters: u64 exactly m's, f64
     within 2⁻⁵³·(|m| + |m − b|); counting sections exactly m's. VW predicts with it like with m.
+
+    Column-rule bottoms compute b + (m − b) in f64, which is exact for float32 inputs: means
+    and sums are m bit for bit, and so are maxima (m's are ≥ b's, m having trained on from b).
     """
     pool = pools.get(stack)
     b, m = pool.base, pool.continued[pick]
     merged = vwmerge.merge([m], base=b)
 
     wm, wb = weights_of(m), weights_of(b)
-    got, want, base_vals = aligned(bottom(merged).table, wm, wb)
+    if stack.rules:
+        assert_columns_equal(bottom(merged).table, wm, stack.columns(wm, "mean", "sum", "max"))
+    else:
+        _assert_base_round_trip(bottom(merged).table, wm, wb)
+    _assert_base_counters(stack, merged, m, b)
+    assert_predictions_close(pool.vw_predict(merged), pool.predictions[f"c{pick}"])
+
+
+def _assert_base_round_trip(merged: WeightTable, wm: WeightTable, wb: WeightTable) -> None:
+    got, want, base_vals = aligned(merged, wm, wb)
     sterbenz = (want == 0) | (base_vals == 0) | ((want / base_vals >= 0.5) & (want / base_vals <= 2.0))
     np.testing.assert_array_equal(got[sterbenz], want[sterbenz])
     bound = U32 * (np.abs(want) + np.abs(want - base_vals)) * (1 + U32)
     assert np.all(np.abs(got - want) <= bound + TINY)
 
+
+def _assert_base_counters(stack: Stack, merged: vwmerge.Workspace, m: vwmerge.Workspace, b: vwmerge.Workspace) -> None:
     on, ob, mon = bottom(m).online, bottom(b).online, bottom(merged).online
     if on is not None:
         for name, v in counter_values(on).items():
@@ -461,4 +541,3 @@ def test_base_mode_with_one_model_gives_that_model(pools: Pools, stack: Stack, p
         assert math.isclose(mon.t, on.t, rel_tol=4 * U64)
     for name in stack.counters:
         np.testing.assert_array_equal(section_u64(merged, name), section_u64(m, name))
-    assert_predictions_close(pool.vw_predict(merged), pool.predictions[f"c{pick}"])
