@@ -475,3 +475,84 @@ def test_epsilon_decay_with_different_slots_keeps_the_largest(models: Models, lo
     merged = vwmerge.merge([a, b2])  # b has more examples (37 vs 30)
     assert merged.state("epsilon_decay") is promoted
     assert any(e.get("reduction") == "epsilon_decay" and e["log_level"] == "warning" for e in logs)
+
+
+#: Every option VW keeps for these reductions, set to a non-default value. VW writes all of them
+#: into the options string except the listed ones (not ``keep`` in VW), and vwmerge must
+#: understand every one (the core refuses options no plugin declares).
+KEPT_OPTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("--cb_explore_adf --squarecb --gamma_scale 5 --gamma_exponent 0.4 --mellowness 0.2 --cb_min_cost -1 "
+     "--cb_max_cost 2 --epsilon 0.1 --elim", ()),
+    ("--cb_explore_adf --regcb --regcbopt --mellowness 0.2 --cb_min_cost 0 --cb_max_cost 2 --first_only", ()),
+    ("--cb_explore_adf --cover 2 --psi 0.5 --nounif --first_only --epsilon 0.1 --cb_type dr", ()),
+    ("--cb_explore_adf --bag 2 --greedify --epsilon 0.1 --first_only", ()),
+    ("--cb_explore_adf --softmax --lambda 2 --epsilon 0.1", ()),
+    ("--cb_explore_adf --synthcover --synthcoverpsi 0.2 --synthcoversize 10 --epsilon 0.1", ()),
+    ("--cb_explore_adf --rnd 2 --rnd_alpha 0.2 --rnd_invlambda 0.2 --epsilon 0.1", ()),
+    ("--cb_explore_adf --large_action_space --max_actions 5 --spanner_c 2 --action_cache_slack 3", ()),
+    ("--cb_explore_adf --graph_feedback --gamma_scale 5 --gamma_exponent 0.4", ()),
+    ("--cb_explore_adf --first 5 --epsilon 0.1", ()),
+    ("--cb_explore_adf --epsilon 0.2 --first_only", ()),
+    ("--cb_explore 3 --cb_force_legacy --cover 2 --psi 0.5 --nounif --epsilon 0.1", ()),
+    ("--cb 3 --cb_force_legacy --cb_type ips", ()),
+    ("--cb_explore_adf --epsilon_decay --model_count 3 --min_scope 5 --epsilon_decay_significance_level 0.1 "
+     "--constant_epsilon --bonferroni_denominator 2 --min_champ_examples 3 --initial_epsilon 0.5 "
+     "--shift_model_bounds 1 --reward_as_cost --tol_x 1e-5 --opt_func brentq --challenger_epsilon", ()),
+    ("--cb_explore_adf --automl 3 --default_lease 10 --priority_type favor_popular_namespaces "
+     "--priority_challengers 2 --interaction_type cubic --oracle_type rand --automl_significance_level 0.1 "
+     "--fixed_significance_level --reward_as_cost --tol_x 1e-5 --opt_func brentq", ()),
+    ("--cb_explore_adf --baseline_challenger_cb --cb_c_alpha 0.1 --cb_c_tau 0.99", ()),
+    ("--cb_explore_adf --cb_dro --cb_dro_alpha 0.1 --cb_dro_tau 0.99 --cb_dro_wmax 10", ()),
+    ("--boosting 3 --gamma 0.2 --alg logistic", ("gamma",)),
+    ("--bootstrap 3 --bs_type vote", ()),
+    ("--ccb_explore_adf --ccb_no_slot_index --all_slots_loss", ("all_slots_loss",)),
+    ("--cbify 3 --flip_loss_sign", ()),
+    ("--cats 4 --min_value 0 --max_value 10 --bandwidth 1 --tree_bandwidth 1", ()),
+    ("--cb_explore_adf --explore_eval --multiplier 0.5", ("multiplier",)),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "not_kept"), KEPT_OPTIONS, ids=[a for a, _ in KEPT_OPTIONS])
+def test_every_kept_option_is_understood(models: Models, args: str, not_kept: tuple[str, ...]) -> None:
+    paths = [models.train(args, seed, 12) for seed in (1, 2)]
+    wss = [load(p) for p in paths]
+    for ws, p in zip(wss, paths, strict=True):
+        assert ws.to_bytes() == p.read_bytes()
+    given = {t[2:] for t in args.split() if t.startswith("--")}
+    assert given - set(wss[0].options.names()) == set(not_kept)
+    assert vwmerge.merge(wss).to_bytes()
+
+
+#: ``--per_model_save_load``: gd stores one state pair per sub-model, the product of the feature
+#: widths above it (reductions.md §3), so a wrong width misreads everything after that array.
+PMSL_COUNTS: tuple[tuple[str, int], ...] = (
+    ("--cb 3 --cb_force_legacy", 6),  # csoaa 3 × cb (dr) 2
+    ("--cb 3 --cb_force_legacy --cb_type ips", 3),
+    ("--cb_explore 3 --cb_force_legacy --cover 2", 18),  # cb_explore (cover+1) 3 × cb 2 × csoaa 3
+    ("--cb_explore 3 --cb_force_legacy --bag 3", 18),
+    ("--cats 4 --min_value 0 --max_value 10 --bandwidth 1", 3),  # cats_tree: K − 1 internal nodes
+    ("--cats 8 --min_value 0 --max_value 10 --bandwidth 1", 7),
+    ("--boosting 3", 3),
+    ("--bootstrap 2", 2),
+    ("--cb_explore_adf --cover 2 --cb_type dr", 6),  # cover (C+1) 3 × cb_adf (dr) 2
+    ("--cb_explore_adf --epsilon_decay --model_count 3", 3),
+    ("--cb_explore_adf --automl 3", 3),
+    ("--cb_explore_adf --rnd 2", 3),
+    ("--multiworld_test f --learn 3", 6),
+)
+
+
+@pytest.mark.parametrize(("args", "count"), PMSL_COUNTS, ids=[a for a, _ in PMSL_COUNTS])
+def test_feature_widths_give_vw_per_model_state_count(models: Models, args: str, count: int) -> None:
+    """The same data with and without --per_model_save_load: same counters, ``count`` pairs."""
+    with_pmsl = models.train(f"{args} --per_model_save_load", 3, 12)
+    ws, plain = load(with_pmsl), load(models.train(args, 3, 12))
+    assert ws.to_bytes() == with_pmsl.read_bytes()
+    on, ref = ws.states[-1].online, plain.states[-1].online
+    assert len(on.normalized_sum_norm_x) == len(on.total_weight) == count
+    assert (on.t, on.example_number, on.weighted_labeled_examples, on.sum_loss) == (
+        ref.t,
+        ref.example_number,
+        ref.weighted_labeled_examples,
+        ref.sum_loss,
+    )
