@@ -219,3 +219,34 @@ def test_a_directory_or_missing_file_is_named(tmp_path: Path) -> None:
         vwmerge.load(tmp_path / "missing.model")
     with pytest.raises(vwmerge.VWMergeError, match="is a directory"):
         vwmerge.load(tmp_path)
+
+
+# --- exhaustive sweeps over one small file ------------------------------------------------------
+
+
+def test_every_truncation_is_caught_unless_it_ends_on_a_row_boundary(default_model: Layout) -> None:
+    """A file cut at a row boundary is a valid model with fewer rows (VW reads it too); every
+    other cut is refused with a ModelFormatError."""
+    data, rows = default_model.data, default_model.rows_offset
+    for cut in range(len(data)):
+        valid = cut >= rows and (cut - rows) % 16 == 0
+        if valid:
+            assert len(vwmerge.load(data[:cut], name="cut").state("gd").table) == (cut - rows) // 16
+            continue
+        with pytest.raises(vwmerge.ModelFormatError, match=r"^cut: "):
+            vwmerge.load(data[:cut], name="cut")
+
+
+def test_every_single_byte_corruption_is_handled(default_model: Layout) -> None:
+    """Invert each byte in turn: the load succeeds or raises a vwmerge error, never anything
+    else; a change anywhere in the checksummed header part (or the checksum) is always refused."""
+    data, lay = default_model.data, default_model
+    protected = range(4 + len(lay.header.version_raw), lay.header_end)
+    for pos in range(len(data)):
+        corrupt = _splice(data, pos, bytes([data[pos] ^ 0xFF]))
+        try:
+            vwmerge.load(corrupt, name="flip")
+        except vwmerge.VWMergeError as err:
+            assert str(err).startswith("flip: ") and "\n" not in str(err)
+        else:
+            assert pos not in protected, f"a changed header byte at offset {pos} went unnoticed"
