@@ -307,8 +307,8 @@ def test_inspect_json(cli_models: CliModels) -> None:
 
 
 def test_plugins_text_and_json() -> None:
-    registry = vwmerge.default_registry()
     run = vwmerge_cli("plugins", "--json")
+    registry = vwmerge.Registry(vwmerge.make_plugin_manager())  # fresh: what the subprocess found
     assert run.returncode == 0, run.stderr
     doc = json.loads(run.stdout)
     assert [p["name"] for p in doc["plugins"]] == [p.name for p in registry.plugins()]
