@@ -24,6 +24,7 @@ import pluggy
 if TYPE_CHECKING:
     from .io import SectionIO
     from .merging import MergeContext, ModelWeights
+    from .partial import PartialContext
     from .stack import ReductionSpec, StackEntry
 
 hookspec = pluggy.HookspecMarker("vwmerge")
@@ -70,6 +71,45 @@ def vwmerge_merge(
     and the plugin has no add/subtract hooks (otherwise the core passes deltas and base=None).
     For the bottom learner the state includes the weight table. Return None to decline: the core
     then keeps the first model's (or the base's) state and warns.
+    """
+
+
+@hookspec(firstresult=True)
+def vwmerge_merge_partial(reduction: StackEntry, state: Any, weight: float, index: int, context: PartialContext) -> Any:
+    """One input's contribution to a merge, as a partial result (streaming and parallel merges).
+
+    Implement this with :func:`vwmerge_merge_combine` and :func:`vwmerge_merge_finalize` so that
+    ``vwmerge merge`` never holds more than one input at a time and ``--jobs``/dask can merge
+    groups of inputs anywhere and combine the results in any grouping. ``state`` is input
+    ``index``'s state (its delta from the base in base mode); ``weight`` is
+    ``context.weights.values[index]``. The partial must not keep views into ``state``: the
+    input's file is unmapped once the core drops it. ``context`` is a
+    :class:`vwmerge.partial.PartialContext`: ``exact`` asks for the sequential merge's exact
+    rounding (inputs arrive in order and are combined left to right), otherwise combining must be
+    associative (float64 sums, say); ``pass_index``/``prior`` are for multi-pass merges (see
+    :func:`vwmerge_merge_finalize`). Without these hooks the core falls back to
+    :func:`vwmerge_merge`, loading every input's state at once.
+    """
+
+
+@hookspec(firstresult=True)
+def vwmerge_merge_combine(reduction: StackEntry, left: Any, right: Any, context: PartialContext) -> Any:
+    """Combine two partial results; ``left`` covers inputs before ``right``'s.
+
+    Must be associative (within the rounding the plugin documents) when ``context.exact`` is
+    false. When ``context.in_place`` is true the core never reads ``left`` again, so it may be
+    updated and returned; ``right`` must never be changed.
+    """
+
+
+@hookspec(firstresult=True)
+def vwmerge_merge_finalize(reduction: StackEntry, partial: Any, context: PartialContext) -> Any:
+    """Turn the combined partial result of all inputs into the merged state.
+
+    Return ``vwmerge.partial.NextPass(prior)`` to ask for another pass over the inputs: the core
+    runs partial/combine/finalize again with ``context.pass_index`` one higher and
+    ``context.prior`` set (gd's exact path does this: pass 0 sums the adaptive column that pass 1
+    divides by, as VW does in float32).
     """
 
 

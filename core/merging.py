@@ -251,11 +251,15 @@ def finish_merge(
     first = prep.models[0]
 
     def plugin_merge(k: int, entry: StackEntry, base_state: Any) -> Any:
-        if not reg.implements("vwmerge_merge", entry):
-            return None
-        return reg.call(
-            "vwmerge_merge", entry, states=list(prep.states[k]), weights=ctx.weights, base=base_state, context=ctx
-        )
+        if reg.implements("vwmerge_merge", entry):
+            return reg.call(
+                "vwmerge_merge", entry, states=list(prep.states[k]), weights=ctx.weights, base=base_state, context=ctx
+            )
+        from .partial import merge_in_memory, supports_partial  # imported here: partial imports this module
+
+        if base_state is None and supports_partial(reg, entry):  # partial hooks see no base state
+            return merge_in_memory(reg, entry, list(prep.states[k]), ctx)
+        return None
 
     merge_entry = merge_entry or plugin_merge
     out_states: list[Any] = []

@@ -17,6 +17,7 @@ from vwmerge import ReductionSpec, StackEntry, hookimpl, rank_of
 from vwmerge.io import SectionIO
 from vwmerge.merging import MergeContext, ModelWeights
 from vwmerge.options import Options
+from vwmerge.partial import PartialContext
 
 
 def _width(options: Options) -> int:
@@ -90,3 +91,23 @@ def vwmerge_add(reduction: StackEntry, base: CbAdfState, delta: CbAdfState, cont
 def vwmerge_describe(reduction: StackEntry, state: CbAdfState) -> dict[str, Any]:
     c = state.counters
     return {"event_sum": c[:, 0].tolist(), "action_sum": c[:, 1].tolist()}
+
+
+# Partial results (streaming, --jobs, dask): a sum is its own partial result.
+@hookimpl
+def vwmerge_merge_partial(
+    reduction: StackEntry, state: CbAdfState, weight: float, index: int, context: PartialContext
+) -> CbAdfState:
+    return CbAdfState(np.array(state.counters, dtype=np.uint64))
+
+
+@hookimpl
+def vwmerge_merge_combine(
+    reduction: StackEntry, left: CbAdfState, right: CbAdfState, context: PartialContext
+) -> CbAdfState:
+    return CbAdfState(left.counters + right.counters)  # uint64 arithmetic wraps like VW's size_t
+
+
+@hookimpl
+def vwmerge_merge_finalize(reduction: StackEntry, partial: CbAdfState, context: PartialContext) -> CbAdfState:
+    return partial

@@ -29,6 +29,7 @@ from vwmerge import (
 from vwmerge.io import SectionIO
 from vwmerge.merging import MergeContext, ModelWeights
 from vwmerge.options import Options
+from vwmerge.partial import NextPass, PartialContext, RowSums
 from vwmerge.weights import align
 
 GD_OPTIONS = (
@@ -37,6 +38,7 @@ GD_OPTIONS = (
 )  # fmt: skip
 
 U64 = 1 << 64
+TRUNCATION_APPLIED = "applied pending --l1/--l2 truncation before merging (VW merges raw weights)"
 
 
 def is_sgd_like(options: Options) -> bool:
@@ -282,11 +284,15 @@ def _check_resume(states: Sequence[GdState], context: MergeContext) -> None:
     flags = {s.resume for s in states}
     if len(flags) > 1:
         i = next(i for i, s in enumerate(states) if s.resume != states[0].resume)
-        kind = "predict-only" if not states[i].resume else "save_resume"
-        raise IncompatibleModelsError(
-            f"is a {kind} model but {context.sources[0]} is not; re-save both the same way",
-            source=context.sources[i] if i < len(context.sources) else None,
-        )
+        raise _resume_mismatch(i, states[i].resume, 0, context)
+
+
+def _resume_mismatch(i: int, resume: bool, other: int, context: MergeContext) -> IncompatibleModelsError:
+    kind = "predict-only" if not resume else "save_resume"
+    return IncompatibleModelsError(
+        f"is a {kind} model but {context.sources[other]} is not; re-save both the same way",
+        source=context.sources[i] if i < len(context.sources) else None,
+    )
 
 
 def merge_online(
@@ -333,7 +339,7 @@ def vwmerge_merge(
     resume = states[0].resume
     tables = [trunc_materialize(s.table, s.online) for s in states]
     if any(s.online is not None and s.online.pending_truncation for s in states):
-        context.warn(reduction, "applied pending --l1/--l2 truncation before merging (VW merges raw weights)")
+        context.warn(reduction, TRUNCATION_APPLIED)
     cols = tables[0].columns
     if weights.explicit or weights.equal_fallback:
         table = merge_tables_exact(tables, weights.values)
@@ -408,3 +414,138 @@ def vwmerge_add(reduction: StackEntry, base: GdState, delta: GdState, context: M
             l2_state=None if base.online.l2_state is None else 1.0,
         )
     return GdState(base.resume, online, table)
+
+
+# --------------------------------------------------------------------------------------------
+# Partial results: the same merge one input at a time (streaming, --jobs, dask). Sequentially
+# (context.exact) every value is bit-identical to vwmerge_merge; in parallel the sums are float64
+# and combine in any grouping (docs/scale.md gives the tolerance).
+def _rows_mode(weights: ModelWeights, resume: bool, columns: tuple[str, ...]) -> str:
+    """Which of vwmerge_merge's row merges applies: the same decision, taken per input."""
+    if weights.explicit or weights.equal_fallback:
+        return "weighted"
+    return "adaptive" if resume and "adaptive" in columns else "simple"
+
+
+@attrs.frozen(eq=False)
+class GdPartial:
+    """Some inputs merged: their row sums and the per-input facts the final state needs.
+
+    ``sums`` accumulators per mode: ``weighted`` Σwᵢθᵢ per column (float64); ``simple`` Σ
+    f32(pᵢθᵢ) per column (float32, exact) or Σpᵢθᵢ (float64); ``adaptive`` exact pass 0: A = Σaᵢ
+    (float32, VW's order), exact pass 1: Σ f32(θᵢ·aᵢ/A) per column; associative: A, Σaᵢθᵢ per
+    column, then Σθᵢ of the columns VW leaves unscaled where A = 0 (float64).
+    """
+
+    resume: bool
+    first: int
+    onlines: tuple[tuple[int, OnlineState], ...]
+    pending: bool
+    columns: tuple[str, ...]
+    sums: RowSums
+
+
+def _unscaled_columns(columns: tuple[str, ...]) -> list[int]:
+    """Columns VW keeps unscaled where A = 0 (w is zeroed there, adaptive sums to A = 0)."""
+    return [j for j, c in enumerate(columns) if c not in ("w", "adaptive")]
+
+
+def _vw_adaptive_scaled(values: np.ndarray, ai: int, totals: np.ndarray) -> list[np.ndarray]:
+    """One input's contribution on VW's adaptive path, column by column, in float32 (§9.3)."""
+    ok = totals > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (values[:, ai] / np.where(ok, totals, np.float32(1))).astype(np.float32)
+    all_ok = bool(ok.all())
+    out = []
+    for j in range(values.shape[1]):
+        col = (values[:, j] * ratio).astype(np.float32, copy=False)
+        if not all_ok:
+            col = np.where(ok, col, np.float32(0) if j == 0 else values[:, j])
+        out.append(col)
+    return out
+
+
+def _adaptive_statistics(values: np.ndarray, ai: int, columns: tuple[str, ...]) -> list[np.ndarray]:
+    """Associative form of the adaptive path: A, Σaᵢθᵢ per column, Σθᵢ of the unscaled columns."""
+    a = values[:, ai].astype(np.float64)
+    stats = [a]
+    stats += [a * values[:, j] for j in range(values.shape[1])]
+    stats += [values[:, j].astype(np.float64) for j in _unscaled_columns(columns)]
+    return stats
+
+
+def _adaptive_final(columns: tuple[str, ...]) -> Any:
+    k = len(columns)
+    unscaled = {j: n for n, j in enumerate(_unscaled_columns(columns))}
+
+    def final(sums: np.ndarray) -> np.ndarray:
+        total = sums[0]
+        ok = total > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scaled = sums[1 : 1 + k] / np.where(ok, total, 1.0)
+        out = np.empty((k, sums.shape[1]), np.float32)
+        for j, name in enumerate(columns):
+            fallback = 0.0 if name == "w" else total if name == "adaptive" else sums[1 + k + unscaled[j]]
+            out[j] = np.where(ok, scaled[j], fallback)
+        return out
+
+    return final
+
+
+@hookimpl
+def vwmerge_merge_partial(
+    reduction: StackEntry, state: GdState, weight: float, index: int, context: PartialContext
+) -> GdPartial:
+    table = trunc_materialize(state.table, state.online).canonical()
+    columns, values = table.columns, table.values
+    mode = _rows_mode(context.weights, state.resume, columns)
+    exact = context.exact
+    if mode == "weighted":
+        stats, dtype = [values[:, j].astype(np.float64) * weight for j in range(table.k)], np.float64
+    elif mode == "simple":
+        p = context.weights.vw_f32[index]
+        stats = [values[:, j] * p if exact else values[:, j].astype(np.float64) * float(p) for j in range(table.k)]
+        dtype = np.float32 if exact else np.float64
+    elif not exact:
+        stats, dtype = _adaptive_statistics(values, columns.index("adaptive"), columns), np.float64
+    elif context.pass_index == 0:
+        stats, dtype = [values[:, columns.index("adaptive")]], np.float32
+    else:
+        totals = context.prior.lookup(table.index)
+        stats, dtype = _vw_adaptive_scaled(values, columns.index("adaptive"), totals), np.float32
+    online = ((index, state.online),) if state.online is not None else ()
+    pending = state.online is not None and state.online.pending_truncation
+    return GdPartial(
+        state.resume, index, online, pending, columns, RowSums.from_rows(table.bits, table.index, stats, dtype)
+    )
+
+
+@hookimpl
+def vwmerge_merge_combine(
+    reduction: StackEntry, left: GdPartial, right: GdPartial, context: PartialContext
+) -> GdPartial:
+    if left.resume != right.resume:
+        raise _resume_mismatch(right.first, right.resume, left.first, context)
+    return GdPartial(
+        left.resume,
+        min(left.first, right.first),
+        left.onlines + right.onlines,
+        left.pending or right.pending,
+        left.columns,
+        left.sums.combine(right.sums, in_place=context.in_place),
+    )
+
+
+@hookimpl
+def vwmerge_merge_finalize(reduction: StackEntry, partial: GdPartial, context: PartialContext) -> GdState | NextPass:
+    mode = _rows_mode(context.weights, partial.resume, partial.columns)
+    if mode == "adaptive" and context.exact and context.pass_index == 0:
+        return NextPass(partial.sums)  # pass 1 scales each input by these float32 totals A
+    final = _adaptive_final(partial.columns) if mode == "adaptive" and not context.exact else np.asarray
+    index, values = partial.sums.finish(final, len(partial.columns))
+    if partial.pending:
+        context.warn(reduction, TRUNCATION_APPLIED)
+    online = None
+    if partial.resume:
+        online = merge_online([o for _, o in sorted(partial.onlines, key=lambda item: item[0])])
+    return GdState(partial.resume, online, WeightTable(index, values, partial.sums.bits, partial.columns))

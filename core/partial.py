@@ -1,0 +1,228 @@
+"""Merges as partial results: the protocol behind streaming, ``--jobs`` and dask merges.
+
+A plugin that implements ``vwmerge_merge_partial``/``_combine``/``_finalize`` never needs all
+inputs in memory: the core turns each input into a partial result as it reads it, combines
+partials (left to right when merging sequentially, in any grouping in parallel) and finalizes
+once. :class:`RowSums` is the partial result of a weight-row merge: per-row sums over the union
+of the inputs' rows, sparse or dense, whichever costs less.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+import numpy as np
+
+from .merging import MergeContext
+from .registry import Registry
+from .stack import StackEntry
+from .weights import union_sorted
+
+PARTIAL_HOOKS = ("vwmerge_merge_partial", "vwmerge_merge_combine", "vwmerge_merge_finalize")
+
+#: Dense accumulators once the rows cover 1/DENSE_FRACTION of 2^bits: a dense column then costs
+#: at most DENSE_FRACTION times the sparse one's values, saves its 8-byte index, and is indexed
+#: by row number directly (no union, no binary search).
+DENSE_FRACTION = 4
+
+#: Rows per chunk when finalizing, so the float temporaries stay small next to the result.
+FINISH_CHUNK = 1 << 22
+
+
+@attrs.frozen(eq=False)
+class PartialContext(MergeContext):
+    """A :class:`vwmerge.MergeContext` plus how the partial results are being combined.
+
+    ``exact``: inputs are folded sequentially in input order, so a plugin can reproduce the
+    all-at-once merge's rounding; otherwise partials may be combined in any grouping.
+    ``pass_index``/``prior``: the pass over the inputs and what the previous pass's finalize
+    handed over (:class:`NextPass`). ``in_place``: combine may update ``left``.
+    """
+
+    exact: bool = True
+    pass_index: int = 0
+    prior: Any = None
+    in_place: bool = False
+
+
+@attrs.frozen
+class NextPass:
+    """Returned by ``vwmerge_merge_finalize`` to ask for another pass over the inputs."""
+
+    prior: Any
+
+
+def supports_partial(registry: Registry, entry: StackEntry) -> bool:
+    return all(registry.implements(hook, entry) for hook in PARTIAL_HOOKS)
+
+
+def fold(registry: Registry, entry: StackEntry, context: PartialContext, inputs: Iterable[tuple[int, Any]]) -> Any:
+    """Left fold of one pass: each ``(index, state)`` becomes a partial, combined in order.
+
+    A state is dropped as soon as its partial exists, so with a lazy ``inputs`` at most one
+    input is alive while the next one is read.
+    """
+    acc = None
+    for index, state in inputs:
+        part = registry.call(
+            "vwmerge_merge_partial", entry, state=state, weight=float(context.weights.values[index]),
+            index=index, context=context,
+        )  # fmt: skip
+        del state
+        acc = part if acc is None else combine(registry, entry, acc, part, context)
+    return acc
+
+
+def combine(registry: Registry, entry: StackEntry, left: Any, right: Any, context: PartialContext) -> Any:
+    return registry.call("vwmerge_merge_combine", entry, left=left, right=right, context=context)
+
+
+def finalize(registry: Registry, entry: StackEntry, partial: Any, context: PartialContext) -> Any:
+    return registry.call("vwmerge_merge_finalize", entry, partial=partial, context=context)
+
+
+def run_passes(context: PartialContext, one_pass: Callable[[PartialContext], Any]) -> Any:
+    """Call ``one_pass`` (partials, combine, finalize) until it yields a state, not a NextPass."""
+    prior = None
+    for pass_index in itertools.count():
+        out = one_pass(attrs.evolve(context, pass_index=pass_index, prior=prior))
+        if not isinstance(out, NextPass):
+            return out
+        prior = out.prior
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def merge_in_memory(registry: Registry, entry: StackEntry, states: list[Any], context: MergeContext) -> Any:
+    """Merge states that are all in memory through the partial hooks (sequential, exact)."""
+    ctx = PartialContext(**attrs.asdict(context, recurse=False), exact=True, in_place=True)
+
+    def one_pass(c: PartialContext) -> Any:
+        return finalize(registry, entry, fold(registry, entry, c, enumerate(states)), c)
+
+    return run_passes(ctx, one_pass)
+
+
+# --------------------------------------------------------------------------------------------
+def dense_pays(bits: int, rows: int) -> bool:
+    """Whether rows covering ``rows`` of 2^bits positions are better kept dense."""
+    return bits < 48 and rows * DENSE_FRACTION >= (1 << bits)
+
+
+def _positions(index: np.ndarray) -> np.ndarray:
+    return np.asarray(index).astype(np.intp, copy=False)
+
+
+@attrs.frozen(eq=False)
+class RowSums:
+    """Per-row accumulators over the union of some inputs' weight rows.
+
+    ``sums[j]`` is accumulator j (one per column, or per statistic such as Σaᵢwᵢ). Sparse when
+    ``index`` holds the sorted unique row numbers (``sums[j][p]`` belongs to row ``index[p]``),
+    dense when ``index`` is None (position = row number), chosen by :func:`dense_pays`, so the
+    memory follows the rows present, never N and never 2^bits for sparse models. Every value is
+    accumulated starting from +0.0 in the accumulator's dtype, in the order the partials are
+    combined: float32 accumulators fold exactly like VW's merge does.
+    """
+
+    bits: int
+    index: np.ndarray | None
+    sums: np.ndarray
+
+    @property
+    def dense(self) -> bool:
+        return self.index is None
+
+    @property
+    def rows(self) -> int:
+        """Rows covered (dense: every row of 2^bits)."""
+        return int(self.sums.shape[1])
+
+    @classmethod
+    def from_rows(cls, bits: int, index: np.ndarray, columns: np.ndarray, dtype: Any) -> RowSums:
+        """Accumulators for rows ``index`` (sorted, unique) with values ``columns`` (m × rows)."""
+        dt = np.dtype(dtype)
+        zero = dt.type(0)
+        if dense_pays(bits, len(index)):
+            sums = np.zeros((len(columns), 1 << bits), dt)
+            pos = _positions(index)
+            for j, col in enumerate(columns):
+                sums[j][pos] = np.add(col, zero, dtype=dt)  # 0 + x: -0.0 becomes +0.0 as in a sum
+            return cls(bits, None, sums)
+        sums = np.empty((len(columns), len(index)), dt)
+        for j, col in enumerate(columns):
+            np.add(col, zero, out=sums[j], dtype=dt)
+        return cls(bits, np.asarray(index).astype(np.uint64, copy=False), sums)
+
+    def lookup(self, index: np.ndarray, j: int = 0) -> np.ndarray:
+        """Accumulator ``j`` at rows ``index`` (sorted, unique), which must all be covered."""
+        if self.index is None:
+            return self.sums[j][_positions(index)]
+        return self.sums[j][np.searchsorted(self.index, np.asarray(index).astype(np.uint64, copy=False))]
+
+    def _densified(self) -> RowSums:
+        assert self.index is not None
+        sums = np.zeros((len(self.sums), 1 << self.bits), self.sums.dtype)
+        pos = _positions(self.index)
+        for j, col in enumerate(self.sums):
+            sums[j][pos] = col
+        return RowSums(self.bits, None, sums)
+
+    def combine(self, other: RowSums, *, in_place: bool = False) -> RowSums:
+        """``self + other`` row by row (each element: self's sum, then other's added).
+
+        With ``in_place`` self's arrays may be reused; ``other`` is never modified.
+        """
+        if self.bits != other.bits or len(self.sums) != len(other.sums):
+            raise ValueError("partial row sums of different shapes cannot be combined")
+        if self.index is None:
+            out = self if in_place else RowSums(self.bits, None, self.sums.copy())
+            if other.index is None:
+                out.sums += other.sums
+            else:
+                pos = _positions(other.index)
+                for j, col in enumerate(other.sums):
+                    out.sums[j][pos] += col
+            return out
+        if other.index is None:
+            # Float addition is commutative, so other + self gives the same bits as self + other.
+            return RowSums(other.bits, None, other.sums.copy()).combine(self, in_place=True)
+        union = union_sorted([self.index, other.index])
+        if len(union) == len(self.index):
+            out = self if in_place else RowSums(self.bits, self.index, self.sums.copy())
+            pos = np.searchsorted(self.index, other.index)
+            for j, col in enumerate(other.sums):
+                out.sums[j][pos] += col
+            return out
+        if dense_pays(self.bits, len(union)):
+            return self._densified().combine(other, in_place=True)
+        sums = np.zeros((len(self.sums), len(union)), self.sums.dtype)
+        mine, theirs = np.searchsorted(union, self.index), np.searchsorted(union, other.index)
+        for j in range(len(sums)):
+            sums[j][mine] = self.sums[j]
+            sums[j][theirs] += other.sums[j]
+        return RowSums(self.bits, union, sums)
+
+    def finish(
+        self, final: Callable[[np.ndarray], np.ndarray], k: int, *, chunk: int = FINISH_CHUNK
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The merged rows: ``final`` maps accumulators (m × c) to float32 values (k × c).
+
+        Returns sorted uint64 row numbers and float32 values (rows × k) of the rows with at least
+        one value != 0 (NaN counts), the rows VW would write. Works in chunks; the result arrays
+        are reserved at full size but only the pages of rows written are ever touched.
+        """
+        n = self.rows
+        index_out, values_out = np.empty(n, np.uint64), np.empty((n, k), np.float32)
+        count = 0
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            vals = np.asarray(final(self.sums[:, start:stop]), dtype=np.float32)
+            keep = np.flatnonzero(np.any(vals != 0, axis=0))
+            rows = keep + start if self.index is None else self.index[start:stop][keep]
+            index_out[count : count + len(keep)] = rows
+            values_out[count : count + len(keep)] = vals[:, keep].T
+            count += len(keep)
+        return index_out[:count], values_out[:count]
