@@ -89,6 +89,10 @@ def main(ctx: click.Context, log_level: str, log_format: str, debug: bool) -> No
       vwmerge inspect merged.model
       vwmerge plugins
 
+    By default models are weighted as VW's merge weights them (by the number of examples each
+    was trained on, per parameter by gd's adaptive sums when the model stores them); --weights
+    sets explicit weights. 'vwmerge merge --help' has the details.
+
     Log events go to stderr, command output to stdout. Exit status: 0 success, 1 a problem
     with a file or the models (one line naming the file), 2 a usage error.
     """

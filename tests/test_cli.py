@@ -337,6 +337,8 @@ def test_help_teaches(command: str) -> None:
     assert "\n    vwmerge " in run.stdout  # an example invocation
     if command in ("merge", "check"):
         assert "Default weighting" in run.stdout
+    if command == "":
+        assert "By default models are weighted" in run.stdout
 
 
 def test_usage_errors_exit_2(cli_models: CliModels) -> None:
