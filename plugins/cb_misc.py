@@ -42,7 +42,7 @@ def vwmerge_reductions() -> list[ReductionSpec]:
                       description="offline evaluation of an exploration policy; no state"),
         ReductionSpec("cbify", rank_of("cbify"), ("cbify",), CBIFY_OPTIONS,
                       description="multiclass/regression to contextual bandit simulation; no state"),
-        ReductionSpec("cbifyldf", rank_of("cbifyldf"), ("cbify_ldf",), ("loss0", "loss1", "cb_min_cost",
+        ReductionSpec("cbify_ldf", rank_of("cbifyldf"), ("cbify_ldf",), ("loss0", "loss1", "cb_min_cost",
                       "cb_max_cost", "lr_multiplier"),
                       description="cost-sensitive ldf to contextual bandit simulation; no state"),
         ReductionSpec("warm_cb", rank_of("warm_cb"), ("warm_cb",), WARM_CB_OPTIONS,

@@ -431,6 +431,30 @@ def test_ccb_flag_is_ored(tmp_path: Path) -> None:
     assert len(vwtrain.predict(out, [vwtrain._ccb(rng)])) == 1
 
 
+def test_cbify_ldf(tmp_path: Path) -> None:
+    """``--cbify_ldf`` simulates a bandit from cost-sensitive ldf data; it inserts cb_min/max_cost."""
+    rng = random.Random(9)
+
+    def data() -> list[list[str]]:
+        return [
+            [f"{i}:{round(rng.random(), 3)} |act a{i} f:{round(rng.random(), 3)}" for i in range(1, 4)]
+            for _ in range(30)
+        ]
+
+    paths = [_train_lines("--cbify_ldf", data(), tmp_path / f"{i}.model") for i in range(2)]
+    wss = [load(p) for p in paths]
+    for ws, p in zip(wss, paths, strict=True):
+        assert ws.to_bytes() == p.read_bytes()
+    assert {"cbify_ldf", "cb_explore_adf_greedy"} <= {e.name for e in wss[0].stack}
+    assert "cbify_ldf" in vw_learners(paths[0])
+    out = tmp_path / "merged.model"
+    vwmerge.merge(wss).save(out)
+    assert load(out).state("cb_adf").counters.tolist() == [
+        (wss[0].state("cb_adf").counters + wss[1].state("cb_adf").counters).tolist()[0]
+    ]
+    assert len(vwtrain.predict(out, data()[:2])) == 2
+
+
 def test_first_budget_continues(models: Models) -> None:
     """--first 100 after 30 and 37 examples leaves 33 to explore; VW restarts at 100."""
     paths = models.inputs("--cb_explore_adf --first 100", 2)
