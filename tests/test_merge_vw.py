@@ -75,6 +75,9 @@ CASES: list[MergeCase] = [
     MergeCase("--cb_explore 3"),
     MergeCase("--oaa 3 --per_model_save_load"),
     MergeCase("--cb_adf --cb_type dr --per_model_save_load"),
+    MergeCase("--csoaa 3 --per_model_save_load"),
+    MergeCase("--ect 5 --per_model_save_load"),
+    MergeCase("--lrq ab2 --per_model_save_load", "options are not doubled"),
 ]
 #: Configurations whose merged weight rows (every saved column) are bit-identical to VW's;
 #: for ``--normalized`` alone the weight column is, and the normalized column is deliberately not.

@@ -86,6 +86,12 @@ PER_MODEL = [
     Config("--oaa 3 --per_model_save_load", gd_states=3),
     # dr gives cb_adf width 2: gd below it stores 2 per-model states, cb_adf (nothing above) 1.
     Config("--cb_adf --cb_type dr --per_model_save_load", cb_pairs=1, gd_states=2),
+    # Feature widths from reductions.md §3: nn k → k+1, ect k → k−1, lrq rank r → 1+r.
+    Config("--nn 3 --per_model_save_load", gd_states=4),
+    Config("--csoaa 3 --per_model_save_load", gd_states=3),
+    Config("--ect 5 --per_model_save_load", gd_states=4),
+    Config("--lrq ab2 --per_model_save_load", gd_states=3),
+    Config("--multilabel_oaa 3 --per_model_save_load", gd_states=3),
 ]
 #: Every configuration tested here (the count is reported).
 CONFIGS: list[Config] = GD + NO_SECTION + CB + PER_MODEL
