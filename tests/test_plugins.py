@@ -130,7 +130,7 @@ def test_cli_plugins_json() -> None:
 def test_cli_merge_uses_the_package(models: Models, example_registry: vwmerge.Registry, tmp_path: Path) -> None:
     paths = models.inputs(ARGS, 2)
     out = tmp_path / "merged.model"
-    done = _vwmerge("merge", "-o", str(out), *map(str, paths), env=_unblocked_env())
+    done = _vwmerge("--log-level", "info", "merge", "-o", str(out), *map(str, paths), env=_unblocked_env())
     assert done.returncode == 0, done.stderr
     assert f"merged by {EXAMPLE_PLUGIN_DIST}" in done.stderr
     merged = vwmerge.load(out, registry=example_registry)
