@@ -101,18 +101,3 @@ def collect(min_level: str = "warning") -> Iterator[list[dict[str, Any]]]:
         yield events
     finally:
         processors.remove(collector)
-
-
-@contextlib.contextmanager
-def muted() -> Iterator[None]:
-    """Drop every event while the block runs (for recomputing something that already logged)."""
-
-    def drop(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        raise structlog.DropEvent
-
-    processors = structlog.get_config()["processors"]
-    processors.insert(0, drop)
-    try:
-        yield
-    finally:
-        processors.remove(drop)

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import numpy as np
 
 from . import logs
 from .errors import MergeError, VWMergeError
-from .merging import MergeContext, ModelWeights, merge, model_weights
+from .merging import ModelWeights, finish_merge, merge, prepare_merge
+from .partial import supports_partial
 from .registry import Registry, default_registry
 from .workspace import Workspace, load
 
@@ -295,18 +295,6 @@ def _model_plan(ws: Workspace, path: str) -> ModelPlan:
     return ModelPlan(path, os.path.getsize(path), ws.header.version_text, ws.header.bits, count)
 
 
-def _plan_weights(reg: Registry, models: Sequence[Workspace], base: Workspace | None, request: MergeRequest) -> Any:
-    """The weights :func:`vwmerge.merge` will use: from each model's delta to the base in base mode."""
-    bottom = models[0].bottom
-    states = [m.states[-1] for m in models]
-    additive = reg.implements("vwmerge_subtract", bottom) and reg.implements("vwmerge_add", bottom)
-    if base is not None and bottom.section and additive:
-        empty = ModelWeights(np.zeros(0), False, np.zeros(0, np.float32), ())
-        ctx = MergeContext(tuple(m.info for m in models), base.info, models[0].info, empty, reg)
-        states = [reg.call("vwmerge_subtract", bottom, state=s, base=base.states[-1], context=ctx) for s in states]
-    return model_weights(reg, models, states, request.weights, request.normalize)
-
-
 def _weighting_text(mw: ModelWeights, request: MergeRequest) -> str:
     if mw.explicit:
         text = "explicit (--weights), " + ("normalized to sum 1" if request.normalize else "used as given")
@@ -327,14 +315,14 @@ def _stack_plan(
     kept_from = "the base model's" if request.base else "the first model's"
     for entry in first.stack:
         dist, version = reg.distribution(entry.plugin)
-        has_merge = reg.implements("vwmerge_merge", entry)
+        has_merge = reg.implements("vwmerge_merge", entry) or supports_partial(reg, entry)
         additive = reg.implements("vwmerge_subtract", entry) and reg.implements("vwmerge_add", entry)
         if not entry.section:
             action, note = "none", "writes no section to the file; nothing to merge"
         elif entry.bottom and not has_merge:
-            action, note = "error", f"base learner without a merge hook (plugin '{entry.plugin}'): weights cannot merge"
+            action, note = "error", f"base learner without merge hooks (plugin '{entry.plugin}'): weights cannot merge"
         elif not has_merge:
-            action, note = "keep", f"has state but its plugin has no merge hook: {kept_from} state is kept (warning)"
+            action, note = "keep", f"has state but its plugin has no merge hooks: {kept_from} state is kept (warning)"
         elif entry.name in declined:
             action, note = "keep", f"its plugin declined to merge these models: {kept_from} state is kept (warning)"
         elif request.base and additive:
@@ -374,9 +362,9 @@ def plan_merge(request: MergeRequest, *, registry: Registry | None = None) -> Me
             for p in request.inputs:
                 models.append(load(p, **kw))
             base = load(request.base, **kw) if request.base else None
-            merge(models, weights=request.weights, normalize=request.normalize, base=base, registry=reg)
-            with logs.muted():  # the merge above has logged whatever deciding the weights logs
-                mw = _plan_weights(reg, models, base, request)
+            prep = prepare_merge(models, weights=request.weights, normalize=request.normalize, base=base, registry=reg)
+            mw = prep.context.weights
+            finish_merge(prep)
         except VWMergeError as e:
             error = e
     warnings: list[dict[str, Any]] = []
