@@ -115,7 +115,11 @@ def vwmerge_merge_finalize(reduction: StackEntry, partial: Any, context: Partial
 
 @hookspec(firstresult=True)
 def vwmerge_subtract(reduction: StackEntry, state: Any, base: Any, context: MergeContext) -> Any:
-    """Return ``state − base`` for base-model mode (only for additive states)."""
+    """Return ``state − base`` for base-model mode (only for additive states).
+
+    Return None to decline for this reduction (a plugin owning several reductions may subtract
+    only some): the core then passes the undiffed states and the base to ``vwmerge_merge``.
+    """
 
 
 @hookspec(firstresult=True)

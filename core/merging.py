@@ -224,12 +224,19 @@ def prepare_merge(
         ModelWeights(np.zeros(0), False, np.zeros(0, np.float32), ()), reg,
     )  # fmt: skip
     if base is not None:
+        flags = list(additive)
         for k, entry in enumerate(stack):
             if entry.section and additive[k]:
-                per_entry[k] = [
+                deltas = [
                     reg.call("vwmerge_subtract", entry, state=s, base=base.states[k], context=provisional)
                     for s in per_entry[k]
                 ]
+                # A plugin with several reductions may subtract only some of them: None declines.
+                if any(d is None for d in deltas):
+                    flags[k] = False
+                else:
+                    per_entry[k] = deltas
+        additive = tuple(flags)
     mw = model_weights(reg, models, per_entry[-1], weights, normalize)
     ctx = attrs.evolve(provisional, weights=mw)
     states = tuple(tuple(states) for states in per_entry)
