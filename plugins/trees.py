@@ -212,7 +212,7 @@ def merge_log_multi(
 ) -> LogMultiState:
     trees = [*states, base] if base is not None else list(states)
     _check_topology(
-        reduction, trees, [*names, "the base model"],
+        reduction, trees, [*names, "the base model"][: len(trees)],
         lambda t: (len(t.nodes), t.max_predictors, t.predictors_used), "nodes, max_predictors, predictors_used",
         _lm_shape, "parent, internal, base_predictor, left, right",
     )  # fmt: skip
@@ -337,7 +337,7 @@ def merge_recall_tree(
 ) -> RecallTreeState:
     trees = [*states, base] if base is not None else list(states)
     _check_topology(
-        reduction, trees, [*names, "the base model"],
+        reduction, trees, [*names, "the base model"][: len(trees)],
         lambda t: (t.k, t.node_only, len(t.nodes), t.max_candidates, t.max_depth),
         "k, node_only, nodes, max_candidates, max_depth",
         lambda nd: (nd.parent, nd.internal, nd.depth, nd.base_router, nd.left, nd.right),

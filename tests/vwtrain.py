@@ -78,6 +78,21 @@ def _examples(args: str, rng: random.Random, n: int) -> list[str | list[str]]:
         elif " --cb " in a or " --cb_explore " in a:
             act = rng.randrange(1, 4)
             out.append(f"{act}:{float(act != 2)}:0.33 {feats}")
+        elif " --plt " in a or (" --memory_tree " in a and " --oas " in a):
+            out.append(f"{int(x[0] * 4) % 4},{int(x[1] * 4) % 4} {feats}")
+        elif " --memory_tree " in a or " --recall_tree " in a:
+            out.append(f"{1 + int(x[0] * 4) % 4} {feats}")
+        elif " --marginal " in a:
+            k = rng.randrange(5)
+            out.append(f"{round(x[0] + 2 * x[1] + k / 4, 3)} |m u{k} i{k} {feats}")
+        elif " --lda " in a:
+            words = " ".join(f"w{rng.randrange(4 * t, 4 * t + 6)}:{rng.randrange(1, 4)}" for t in range(3))
+            out.append(f"| {words}")
+        elif " --cbzo " in a:
+            act = round(rng.random(), 3)
+            out.append(f"ca {act}:{round(abs(act - x[0]), 3)}:0.5 {feats}")
+        elif " --cs_active " in a:
+            out.append(f"1:{x[0]} 2:{x[1]} 3:{x[2]} {feats}")
         elif " --oaa " in a or " --ect " in a or " --log_multi " in a:
             out.append(f"{1 + int(x[0] * 3) % 3} {feats}")
         elif " --csoaa " in a:
