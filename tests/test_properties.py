@@ -309,9 +309,9 @@ def test_k_copies_give_the_model_back(pools: Pools, stack: Stack, k: int, pick: 
 
     Weights. Adaptive path: A = a+…+a (k terms, f32), r = f32(a/A), out = Σ f32(θ·r); simple
     path: p = f32(c/S) with S = c+…+c, out = Σ f32(θ·p). For k = 2 and k = 4 every step is exact
-    (2a and 4a are exact sums: the one rounded partial sum f32(3x) is within half an ulp of 4x,
-    ties going to the even, exact, candidate; r, p are then 1/2 or 1/4, and θ/2, θ/4 are
-    exact), so the table is bit-identical. For k = 3, 5 the merged value is
+    (2x is exact; f32(3x) errs by at most half an ulp of 4x, so f32(f32(3x) + x) rounds back to
+    4x, a tie going to 4x's even significand; r, p are then 1/2 or 1/4, θ/2 and θ/4 are exact,
+    and their 2 or 4 copies sum back to θ the same way), so the table is bit-identical. For k = 3, 5 the merged value is
     θ·(1+δ₁)(1+δ₂)(1+δ₃)/(1+δ₄) with |δ| bounded by (k−1)u for the two k-term sums and u for the
     division and the product: |out − θ| ≤ (2k+1)·u·|θ|. This holds for every saved column
     (w, adaptive, normalized).
