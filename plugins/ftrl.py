@@ -203,7 +203,7 @@ def proximal_constants(
     reduction: StackEntry, inputs: Sequence[np.ndarray], context: MergeContext
 ) -> ProximalConstants | None:
     """The constants that explain every input's rows: from the options, else fitted, else None."""
-    opts = ProximalConstants.from_options(context.output.options)
+    opts = ProximalConstants.from_options(context.models[0].options)
     if all(opts.residual(d[:, 0], d[:, 1], d[:, 2]) <= TOLERANCE for d in inputs):
         return opts
     stacked = np.vstack(inputs)

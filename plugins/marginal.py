@@ -156,7 +156,7 @@ def vwmerge_merge(
     base: MarginalState | None,
     context: MergeContext,
 ) -> MarginalState:
-    opts = context.output.options
+    opts = context.models[0].options  # includes vw_options the file does not record
     if opts.get_float("decay", 0.0) != 0.0:
         context.warn(reduction, "--decay is not 0: summing the marginals' increments is only approximate")
     init = {"num": opts.get_float("initial_numerator", 0.5), "den": opts.get_float("initial_denominator", 1.0)}

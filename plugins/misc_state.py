@@ -154,7 +154,7 @@ def vwmerge_save_load(reduction: StackEntry, io: SectionIO, state: Any) -> Any:
             return read_active(io, reduction)
         if name == "stage_poly":
             size = 2 << io.model.bits
-            return StagePolyState(io.r.view("u1", size, f"stage_poly support bytes (2·2^{io.model.bits})"))
+            return StagePolyState(io.r.array("u1", size, f"stage_poly support bytes (2·2^{io.model.bits})"))
         c = io.r.count("experimental_igl per-model states", 16)
         return IglState(io.r.array("<f8", 2 * c, "experimental_igl per-model states").reshape(c, 2))
     w = io.w

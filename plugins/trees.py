@@ -520,6 +520,12 @@ def vwmerge_save_load(reduction: StackEntry, io: SectionIO, state: Any) -> Any:
                 source=model.source,
             )
         return st
+    if model.version < (9, 7, 0):
+        raise ModelFormatError(
+            f"plt sections of files older than 9.7.0 use another (buggy) layout (this is {model.header.version_text}); "
+            "load it in VW with --plt_force_load_legacy_model and save it again",
+            source=model.source,
+        )
     t = r.count("plt nodes", 4)
     expect = plt_nodes(model.options)
     if expect and t != expect:
@@ -539,7 +545,7 @@ def vwmerge_merge(
     if name == "log_multi":
         return merge_log_multi(reduction, states, base, context.sources)
     if name == "recall_tree":
-        return merge_recall_tree(reduction, states, base, context.sources, context.output.options)
+        return merge_recall_tree(reduction, states, base, context.sources, context.models[0].options)
     if name == "memory_tree":
         kept = base if base is not None else states[0]
         context.warn(
@@ -554,7 +560,8 @@ def vwmerge_merge(
     times = [s.nodes_time.astype(np.float64) for s in states]
     if len({len(t) for t in times} | ({len(base.nodes_time)} if base is not None else set())) > 1:
         raise IncompatibleModelsError("plt trees have different node counts")
-    ref = base.nodes_time.astype(np.float64) if base is not None else context.output.options.get_float("initial_t", 0.0)
+    initial_t = context.models[0].options.get_float("initial_t", 0.0)
+    ref = base.nodes_time.astype(np.float64) if base is not None else initial_t
     out = ref + sum(t - ref for t in times)
     log.info("VW loads plt models only with --loss_function logistic (not stored in the file)", reduction=name)
     return PltState(np.asarray(out, np.float32))

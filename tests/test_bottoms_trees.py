@@ -18,6 +18,7 @@ import math
 import random
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -676,3 +677,45 @@ def test_every_stateful_reduction_here_is_mergeable(zoo: Zoo) -> None:
         for entry in ws.stack:
             if entry.section:
                 assert ws.registry.implements("vwmerge_merge", entry), (cfg.args, entry.name)
+
+
+VW_RESETS: dict[str, Callable[[vwmerge.Workspace], bool]] = {
+    "--log_multi 3": lambda ws: len(ws.state("log_multi").nodes) == 1,
+    "--recall_tree 4": lambda ws: all(nd.n == 0 and not nd.preds for nd in ws.state("recall_tree").nodes),
+    "--memory_tree 4": lambda ws: ws.state("memory_tree").examples == 0,
+    "--marginal m": lambda ws: len(ws.state("marginal").marginals) == 0,
+}
+
+
+@pytest.mark.parametrize("args", list(VW_RESETS))
+def test_vw_resets_the_state_vwmerge_merges(zoo: Zoo, args: str, tmp_path: Path) -> None:
+    """VW's merged section is the untrained one; vwmerge's is not (memory_tree: one input's)."""
+    cfg = BY_ARGS[args]
+    a, b = zoo.pair(cfg)
+    vw = zoo.load(cfg, vwtrain.vw_merge([a, b], tmp_path / "vw.model"))
+    ours, _ = merged(zoo, cfg, [a, b], tmp_path / "ours.model")
+    assert VW_RESETS[args](vw)
+    assert not VW_RESETS[args](ours)
+
+
+def test_marginal_base_mode(models: Models) -> None:
+    base_path, paths = models.resumed("--marginal m")
+    base = vwmerge.load(base_path).state("marginal")
+    ins = [vwmerge.load(p).state("marginal") for p in paths]
+    out = vwmerge.merge([vwmerge.load(p) for p in paths], base=vwmerge.load(base_path)).state("marginal")
+    for rec in out.marginals:
+        ref = base.marginals[base.marginals["key"] == rec["key"]]
+        ref_num = float(ref["num"][0]) if len(ref) else 0.5
+        src = [m.marginals[m.marginals["key"] == rec["key"]] for m in ins]
+        assert rec["num"] == pytest.approx(ref_num + sum(float(s["num"][0]) - ref_num for s in src if len(s)))
+
+
+def test_proximal_ftrl_constants_from_vw_options(zoo: Zoo, logs: list) -> None:
+    """Given the training constants (VW does not store them), vwmerge uses them and fits nothing."""
+    cfg = BY_ARGS["--ftrl --ftrl_alpha 0.1 --ftrl_beta 0.5"]
+    ins = [vwmerge.load(p, vw_options="--ftrl_alpha 0.1 --ftrl_beta 0.5") for p in zoo.pair(cfg)]
+    t = vwmerge.merge(ins).states[-1].table
+    assert not any("fitted from the rows" in e["event"] for e in logs)
+    live = t.column("w") != 0
+    w, z, n = (t.column(c)[live].astype(np.float64) for c in ("w", "z", "sum_g2"))
+    np.testing.assert_allclose(-z * 0.1 / (0.5 + np.sqrt(n)), w, rtol=1e-5)
