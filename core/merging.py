@@ -7,6 +7,7 @@ VW does) and assembles the output workspace.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -156,8 +157,13 @@ def _output_header(models: Sequence[Workspace], base: Workspace | None, options:
     options_raw = first.options_raw
     # From the header itself: ``options`` is already de-duplicated and may hold load-time extras.
     stored = Options.parse(first.options_text)
-    if stored.has_duplicates():
-        options_raw = stored.deduplicated().to_text().encode() + b"\0"
+    # The RNG state VW appends as --random_seed is state, not configuration: take the largest of
+    # the inputs' so the result does not depend on input order (k copies keep their state).
+    seeds = {int(s) for m in models if (s := Options.parse(m.header.options_text).random_seed()) is not None}
+    top = str(max(seeds)) if seeds else None
+    if stored.random_seed() != top or stored.has_duplicates():
+        items = tuple((n, v) for n, v in stored.deduplicated().items if n != "random_seed")
+        options_raw = Options(items + ((("random_seed", top),) if top else ())).to_text().encode() + b"\0"
     return attrs.evolve(
         first,
         id_raw=id_raw,
@@ -243,6 +249,24 @@ def prepare_merge(
     return PreparedMerge(tuple(models), base, header, stack, states, additive, ctx)
 
 
+def merge_states(prep: PreparedMerge, k: int, entry: StackEntry, base_state: Any) -> Any:
+    """Reduction ``k`` merged from ``prep.states[k]`` in memory (:func:`finish_merge`'s default).
+
+    The owning plugin's ``vwmerge_merge``, or else its partial-result hooks folded in input
+    order (they see no base state, so not for a non-additive reduction in base mode).
+    """
+    reg, ctx = prep.context.registry, prep.context
+    if reg.implements("vwmerge_merge", entry):
+        return reg.call(
+            "vwmerge_merge", entry, states=list(prep.states[k]), weights=ctx.weights, base=base_state, context=ctx
+        )
+    from .partial import merge_in_memory, supports_partial  # imported here: partial imports this module
+
+    if base_state is None and supports_partial(reg, entry):
+        return merge_in_memory(reg, entry, list(prep.states[k]), ctx)
+    return None
+
+
 def finish_merge(
     prep: PreparedMerge, merge_entry: EntryMerger | None = None, *, base: Workspace | None = None
 ) -> Workspace:
@@ -256,19 +280,7 @@ def finish_merge(
     ctx = prep.context
     base = base if base is not None else prep.base
     first = prep.models[0]
-
-    def plugin_merge(k: int, entry: StackEntry, base_state: Any) -> Any:
-        if reg.implements("vwmerge_merge", entry):
-            return reg.call(
-                "vwmerge_merge", entry, states=list(prep.states[k]), weights=ctx.weights, base=base_state, context=ctx
-            )
-        from .partial import merge_in_memory, supports_partial  # imported here: partial imports this module
-
-        if base_state is None and supports_partial(reg, entry):  # partial hooks see no base state
-            return merge_in_memory(reg, entry, list(prep.states[k]), ctx)
-        return None
-
-    merge_entry = merge_entry or plugin_merge
+    merge_entry = merge_entry or functools.partial(merge_states, prep)
     out_states: list[Any] = []
     for k, entry in enumerate(prep.stack):
         if not entry.section:
