@@ -163,6 +163,26 @@ def _check(ctx: click.Context, request: MergeRequest, as_json: bool) -> None:
 @click.option("-o", "--output", metavar="OUT", help="File to write the merged model to (required unless --dry-run).")
 @_plan_options
 @click.option("--dry-run", is_flag=True, help="Print the plan (like 'vwmerge check'): read no weights, write nothing.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Read and reduce the models in this many processes (dask: workers of the local cluster).",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default=None,
+    help="Where to merge: this machine (default), or a dask.distributed cluster (needs vwmerge[dask]).",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Dask scheduler address (tcp://host:8786); implies --executor dask. Without it dask starts a local cluster.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar (there is one only when stderr is a terminal).")
 @click.pass_context
 def merge_command(
     ctx: click.Context,
@@ -174,6 +194,10 @@ def merge_command(
     vw_options: str | None,
     as_json: bool,
     dry_run: bool,
+    jobs: int,
+    executor: str | None,
+    scheduler: str | None,
+    quiet: bool,
 ) -> None:
     """Merge MODEL files into one model written to OUT.
 
@@ -182,10 +206,15 @@ def merge_command(
       vwmerge merge -o merged.model --weights 3,1 a.model b.model   # 0.75·a + 0.25·b
       vwmerge merge -o merged.model --base base.model a.model b.model
       vwmerge merge --dry-run a.model b.model
+      vwmerge merge -o merged.model --jobs 4 day*.model
+      vwmerge merge -o s3://bucket/merged.model --scheduler tcp://10.0.0.5:8786 s3://bucket/day*.model
 
     -o/--output and -b/--base work as in VW's vw-merge. OUT is written to a temporary file
     beside it and renamed, so a failed merge leaves nothing behind; OUT may not be one of the
-    inputs. A summary of the time, bytes and memory each phase took is logged at the end.
+    inputs. Models and OUT may be fsspec URLs. The merge holds one model at a time in memory
+    (the weight rows are streamed); with --jobs or dask, groups of models are merged in
+    parallel and the results equal the sequential merge within float32 rounding. A summary of
+    the time, bytes and memory each phase took is logged at the end.
     """
     if output is None and not dry_run:
         raise click.UsageError("Missing option '-o' / '--output' (the merged model's file name).", ctx)
@@ -193,6 +222,9 @@ def merge_command(
     if dry_run:
         _check(ctx, request, as_json)
         return
+    request = attrs.evolve(
+        request, jobs=jobs, executor=executor, scheduler=scheduler, progress=False if quiet else None
+    )
     with user_errors(ctx):
         report = run_merge(request)
     logs.get_logger().info("merged", **report.log_fields())

@@ -12,17 +12,15 @@ from __future__ import annotations
 import os
 import re
 import sys
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from . import logs
+from . import fs, logs
 from .errors import MergeError, VWMergeError
-from .merging import ModelWeights, finish_merge, merge, prepare_merge
+from .merging import ModelWeights, finish_merge, prepare_merge
 from .partial import supports_partial
 from .registry import Registry, default_registry
 from .workspace import Workspace, load
@@ -47,6 +45,12 @@ class MergeRequest:
     weights: tuple[float, ...] | None = attrs.field(default=None, converter=_weights_converter)
     normalize: bool = True
     vw_options: str | None = None
+    #: Where the merge runs (see vwmerge.streaming.merge_files): worker processes, "local" or
+    #: "dask", the dask scheduler; progress None = a bar when stderr is a terminal.
+    jobs: int = 1
+    executor: str | None = None
+    scheduler: str | None = None
+    progress: bool | None = None
 
     @property
     def sources(self) -> list[str]:
@@ -99,7 +103,10 @@ def check_output(output: str, request: MergeRequest) -> None:
             )
     if request.base and _same_file(output, request.base):
         raise MergeError("is also the base model; refusing to overwrite an input (choose another -o)", source=output)
-    target = Path(output)
+    local = fs.local_path(output)
+    if local is None:
+        return  # a remote store (an fsspec URL) says whether it can be written when it is written
+    target = Path(local)
     if target.is_dir():
         raise MergeError("is a directory; -o takes the merged model's file name", source=output)
     parent = target.parent
@@ -130,16 +137,6 @@ def check_request(request: MergeRequest) -> None:
         check_output(request.output, request)
 
 
-def load_models(
-    request: MergeRequest, *, load_weights: bool = True, registry: Registry | None = None
-) -> tuple[list[Workspace], Workspace | None]:
-    """The input models and the base model (or None), in the order given."""
-    kw: dict[str, Any] = {"load_weights": load_weights, "vw_options": request.vw_options, "registry": registry}
-    models = [load(p, **kw) for p in request.inputs]
-    base = load(request.base, **kw) if request.base else None
-    return models, base
-
-
 # --------------------------------------------------------------------------------------------
 # A real merge.
 @attrs.frozen
@@ -150,6 +147,8 @@ class Phase:
     seconds: float
     bytes_read: int = 0
     bytes_written: int = 0
+    #: Input bytes read again by a later pass (gd's exact merge maps each input twice).
+    bytes_reread: int = 0
 
 
 def peak_rss_bytes() -> int:
@@ -158,6 +157,14 @@ def peak_rss_bytes() -> int:
         return 0
     peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
+
+
+def workers_peak_rss_bytes() -> int:
+    """The largest peak resident set size of this process's finished children (--jobs workers)."""
+    if resource is None:  # pragma: no cover
+        return 0
+    peak = int(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return peak if sys.platform == "darwin" else peak * 1024
 
 
 @attrs.frozen
@@ -169,6 +176,7 @@ class MergeReport:
     base: str | None
     phases: tuple[Phase, ...]
     peak_rss_bytes: int
+    worker_peak_rss_bytes: int = 0  #: the largest worker process's peak (--jobs), 0 without
 
     @property
     def bytes_read(self) -> int:
@@ -188,6 +196,7 @@ class MergeReport:
             "bytes_read": self.bytes_read,
             "bytes_written": self.bytes_written,
             "peak_rss_bytes": self.peak_rss_bytes,
+            "worker_peak_rss_bytes": self.worker_peak_rss_bytes,
         }
 
     def log_fields(self) -> dict[str, Any]:
@@ -199,41 +208,30 @@ class MergeReport:
             fields[f"{p.name}_s"] = round(p.seconds, 3)
         fields["bytes_read"] = self.bytes_read
         fields["bytes_written"] = self.bytes_written
+        reread = sum(p.bytes_reread for p in self.phases)
+        if reread:
+            fields["bytes_reread"] = reread
         fields["peak_rss_mib"] = round(self.peak_rss_bytes / 2**20, 1)
+        if self.worker_peak_rss_bytes:
+            fields["worker_peak_rss_mib"] = round(self.worker_peak_rss_bytes / 2**20, 1)
         return fields
 
 
-@contextmanager
-def _timed() -> Iterator[list[float]]:
-    box: list[float] = []
-    start = time.perf_counter()
-    try:
-        yield box
-    finally:
-        box.append(time.perf_counter() - start)
-
-
 def run_merge(request: MergeRequest, *, registry: Registry | None = None) -> MergeReport:
-    """Load, merge, save atomically. Nothing is written unless every step before saving worked."""
+    """Merge streaming (:func:`vwmerge.streaming.merge_files`), save atomically.
+
+    Nothing is written unless every step before saving worked.
+    """
+    from .streaming import merge_files  # imported here: streaming imports this module's report
+
     if request.output is None:
         raise MergeError("no output file given (-o/--output)")
     check_request(request)
-    with _timed() as t_load:
-        models, base = load_models(request, registry=registry)
-    read = sum(os.path.getsize(p) for p in request.sources)
-    with _timed() as t_merge:
-        merged = merge(models, weights=request.weights, normalize=request.normalize, base=base, registry=registry)
-    with _timed() as t_save:
-        try:
-            written = merged.save(request.output)
-        except OSError as e:
-            raise MergeError(f"cannot write the merged model: {e.strerror or e}", source=request.output) from e
-    phases = (
-        Phase("load", t_load[0], bytes_read=read),
-        Phase("merge", t_merge[0]),
-        Phase("save", t_save[0], bytes_written=written),
-    )
-    return MergeReport(request.output, len(models), request.base, phases, peak_rss_bytes())
+    return merge_files(
+        request.inputs, request.output, weights=request.weights, normalize=request.normalize,
+        base=request.base, vw_options=request.vw_options, jobs=request.jobs, executor=request.executor,
+        scheduler=request.scheduler, progress=request.progress, registry=registry,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,313 @@
+"""Where a streamed merge runs: this process, a local process pool, or a dask cluster.
+
+Every executor does the same thing for one reduction (the bottom learner, whose weight rows are
+the bulk of every file): turn each input into a partial result, combine the partials, finalize,
+and repeat if the plugin asks for another pass. They differ in where:
+
+* :class:`LocalExecutor` folds the inputs one at a time, in order, in this process, so a plugin
+  reproduces the all-at-once merge bit for bit (``context.exact``);
+* :class:`ProcessExecutor` (``--jobs N``) folds N contiguous groups of inputs in N processes
+  and combines the group results here;
+* :class:`DaskExecutor` (``--executor dask``) folds groups on a dask.distributed cluster and
+  combines them there in a tree; only the finalized state comes back.
+
+The parallel executors combine float64 partials in a different grouping than the sequential
+fold, so their results equal the sequential merge within float32 rounding (docs/scale.md).
+A :class:`StreamPlan` carries what a worker needs; it holds no registry (plugins are loaded in
+each worker from the installed entry points) and no open file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Protocol
+
+import attrs
+
+from . import fs
+from .errors import MergeError, VWMergeError
+from .header import Header
+from .merging import ModelWeights
+from .options import Options
+from .partial import PartialContext, combine, finalize, fold, run_passes
+from .progress import Advance, Progress
+from .registry import Registry, default_registry
+from .stack import ModelInfo, StackEntry
+from .workspace import Workspace, load
+
+
+@attrs.frozen
+class ModelRef:
+    """A model as workers see it: where it is and what its header said when it was scanned."""
+
+    source: str
+    header: Header
+    options: Options
+
+    @classmethod
+    def of(cls, ws: Workspace) -> ModelRef:
+        return cls(ws.source, ws.header, ws.options)
+
+    def info(self, registry: Registry) -> ModelInfo:
+        return ModelInfo(self.header, self.options, registry.derive_stack(self.options, self.source), self.source)
+
+
+@attrs.frozen(eq=False)
+class StreamPlan:
+    """One reduction's streamed merge, described so that any process can take part in it."""
+
+    inputs: tuple[ModelRef, ...]
+    sizes: tuple[int, ...]  #: bytes of each input file
+    base: ModelRef | None  #: the base model, when inputs are merged as deltas from it
+    output_header: Header
+    weights: ModelWeights
+    entry: int  #: the reduction's position in the stack
+    exact: bool
+    vw_options: str | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.inputs)
+
+    def context(
+        self, registry: Registry, *, pass_index: int = 0, prior: Any = None, in_place: bool = False
+    ) -> PartialContext:
+        models = tuple(m.info(registry) for m in self.inputs)
+        output = ModelInfo(
+            self.output_header, Options.parse(self.output_header.options_text), models[0].stack, "<merged>"
+        )
+        base = self.base.info(registry) if self.base is not None else None
+        return PartialContext(
+            models, base, output, self.weights, registry,
+            exact=self.exact, pass_index=pass_index, prior=prior, in_place=in_place,
+        )  # fmt: skip
+
+    def stack_entry(self, context: PartialContext) -> StackEntry:
+        return context.output.stack[self.entry]
+
+    def _state(self, ref: ModelRef, registry: Registry) -> Any:
+        with fs.mapped(ref.source) as source:
+            ws = load(source, vw_options=self.vw_options, registry=registry, name=ref.source)
+        if ws.header != ref.header:
+            raise VWMergeError("the file changed while it was being merged", source=ref.source)
+        return ws.states[self.entry]
+
+    def states(
+        self, registry: Registry, indices: Iterable[int], context: PartialContext, advance: Advance | None = None
+    ) -> Iterator[tuple[int, Any]]:
+        """Input states one at a time (deltas from the base in base mode), each read when asked for.
+
+        The previous input is released before the next is read: at most one input's rows are
+        mapped at a time (plus the base's in base mode).
+        """
+        entry = self.stack_entry(context)
+        base = self._state(self.base, registry) if self.base is not None else None
+        for i in indices:
+            state = self._state(self.inputs[i], registry)
+            if base is not None:
+                state = registry.call("vwmerge_subtract", entry, state=state, base=base, context=context)
+            yield i, state
+            del state
+            if advance is not None:
+                advance(self.sizes[i])
+
+
+def split(count: int, groups: int) -> list[tuple[int, ...]]:
+    """``range(count)`` cut into at most ``groups`` contiguous runs of nearly equal length."""
+    groups = max(1, min(groups, count))
+    bounds = [count * g // groups for g in range(groups + 1)]
+    return [tuple(range(bounds[g], bounds[g + 1])) for g in range(groups)]
+
+
+# --------------------------------------------------------------------------------------------
+# What workers run. Module-level functions so that both process pools and dask can ship them.
+def fold_group(plan: StreamPlan, indices: Sequence[int], pass_index: int, prior: Any) -> Any:
+    """The partial result of a contiguous group of inputs, folded in order."""
+    registry = default_registry()
+    ctx = plan.context(registry, pass_index=pass_index, prior=prior, in_place=True)
+    return fold(registry, plan.stack_entry(ctx), ctx, plan.states(registry, indices, ctx))
+
+
+def combine_pair(plan: StreamPlan, left: Any, right: Any, pass_index: int, prior: Any) -> Any:
+    """Two partial results combined; never in place (a dask result may be read again)."""
+    registry = default_registry()
+    ctx = plan.context(registry, pass_index=pass_index, prior=prior)
+    return combine(registry, plan.stack_entry(ctx), left, right, ctx)
+
+
+def finalize_partial(plan: StreamPlan, partial: Any, pass_index: int, prior: Any) -> Any:
+    registry = default_registry()
+    ctx = plan.context(registry, pass_index=pass_index, prior=prior)
+    return finalize(registry, plan.stack_entry(ctx), partial, ctx)
+
+
+# --------------------------------------------------------------------------------------------
+@attrs.frozen(eq=False)
+class Streamed:
+    """An executor's result: the merged state and how many passes over the inputs it took."""
+
+    state: Any
+    passes: int
+
+
+class Executor(Protocol):
+    name: str
+    #: False: inputs are folded one by one in input order (exact); True: any grouping.
+    parallel: bool
+
+    def merge(self, plan: StreamPlan, registry: Registry, progress: Progress) -> Streamed: ...
+
+
+def _label(plan: StreamPlan, ctx: PartialContext) -> str:
+    return f"merging {plan.count} models" + (f" (pass {ctx.pass_index + 1})" if ctx.pass_index else "")
+
+
+def _counted_passes(plan: StreamPlan, ctx: PartialContext, one_pass: Callable[[PartialContext], Any]) -> Streamed:
+    passes = 0
+
+    def counted(c: PartialContext) -> Any:
+        nonlocal passes
+        passes += 1
+        return one_pass(c)
+
+    return Streamed(run_passes(ctx, counted), passes)
+
+
+class LocalExecutor:
+    """Sequential, in this process, inputs in order: the exact merge, one input in memory."""
+
+    name = "local"
+    parallel = False
+
+    def merge(self, plan: StreamPlan, registry: Registry, progress: Progress) -> Streamed:
+        ctx = plan.context(registry, in_place=True)
+        entry = plan.stack_entry(ctx)
+
+        def one_pass(c: PartialContext) -> Any:
+            with progress.task(_label(plan, c), sum(plan.sizes)) as advance:
+                acc = fold(registry, entry, c, plan.states(registry, range(plan.count), c, advance))
+            return finalize(registry, entry, acc, c)
+
+        return _counted_passes(plan, ctx, one_pass)
+
+
+def _mp_context() -> Any:
+    # fork keeps the parent's logging configuration and loaded plugins, and starts in no time.
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+class ProcessExecutor:
+    """``--jobs N``: N worker processes each fold a contiguous group of inputs; combined here."""
+
+    name = "processes"
+    parallel = True
+
+    def __init__(self, jobs: int) -> None:
+        if jobs < 1:
+            raise MergeError(f"--jobs must be at least 1, not {jobs}")
+        self.jobs = jobs
+
+    def merge(self, plan: StreamPlan, registry: Registry, progress: Progress) -> Streamed:
+        ctx = plan.context(registry, in_place=True)
+        entry = plan.stack_entry(ctx)
+        groups = split(plan.count, self.jobs)
+
+        def one_pass(c: PartialContext) -> Any:
+            acc = None
+            with (
+                progress.task(_label(plan, c), sum(plan.sizes)) as advance,
+                ProcessPoolExecutor(max_workers=len(groups), mp_context=_mp_context()) as pool,
+            ):
+                futures = [pool.submit(fold_group, plan, g, c.pass_index, c.prior) for g in groups]
+                for group, future in zip(groups, futures, strict=True):
+                    part = future.result()
+                    advance(sum(plan.sizes[i] for i in group))
+                    acc = part if acc is None else combine(registry, entry, acc, part, c)
+            return finalize(registry, entry, acc, c)
+
+        return _counted_passes(plan, ctx, one_pass)
+
+
+class DaskExecutor:
+    """``--executor dask``: groups folded on a dask.distributed cluster, combined there in a tree.
+
+    ``scheduler`` is a scheduler address (``tcp://host:8786``), a ``distributed.Client`` or a
+    cluster object; None starts a local cluster of ``workers`` processes for the merge. Inputs
+    and output must be reachable from the workers (shared paths or fsspec URLs).
+    """
+
+    name = "dask"
+    parallel = True
+
+    def __init__(self, scheduler: Any = None, *, workers: int | None = None) -> None:
+        self.scheduler = scheduler
+        self.workers = workers
+
+    @contextlib.contextmanager
+    def _client(self) -> Iterator[Any]:
+        try:
+            import distributed
+        except ImportError:
+            raise MergeError("the dask executor needs the dask extra: pip install 'vwmerge[dask]'") from None
+        if isinstance(self.scheduler, distributed.Client):
+            yield self.scheduler
+            return
+        if self.scheduler is None:
+            cluster = distributed.LocalCluster(
+                n_workers=self.workers or os.cpu_count() or 1, threads_per_worker=1, host="127.0.0.1",
+                dashboard_address=None,
+            )  # fmt: skip
+            with cluster, distributed.Client(cluster) as client:
+                yield client
+            return
+        try:
+            client = distributed.Client(self.scheduler, timeout="30s")
+        except OSError as e:
+            raise MergeError(f"cannot reach the dask scheduler: {e}", source=str(self.scheduler)) from None
+        with client:
+            yield client
+
+    def merge(self, plan: StreamPlan, registry: Registry, progress: Progress) -> Streamed:
+        import distributed
+
+        ctx = plan.context(registry)
+        with self._client() as client:
+            threads = sum(client.nthreads().values()) or 1
+            groups = split(plan.count, threads)
+            shared = client.scatter(plan, broadcast=True)
+
+            def one_pass(c: PartialContext) -> Any:
+                args = (c.pass_index, c.prior)
+                level = [client.submit(fold_group, shared, g, *args, pure=False) for g in groups]
+                with progress.task(_label(plan, c), sum(plan.sizes)) as advance:
+                    sizes = {f.key: sum(plan.sizes[i] for i in g) for f, g in zip(level, groups, strict=True)}
+                    for done in distributed.as_completed(level):
+                        done.result()  # raises the worker's error here, with its message
+                        advance(sizes[done.key])
+                while len(level) > 1:  # a tree: neighbours combined, so input order is kept
+                    pairs = zip(level[::2], level[1::2], strict=False)
+                    nxt = [client.submit(combine_pair, shared, a, b, *args, pure=False) for a, b in pairs]
+                    level = nxt + ([level[-1]] if len(level) % 2 else [])
+                return client.submit(finalize_partial, shared, level[0], *args, pure=False).result()
+
+            return _counted_passes(plan, ctx, one_pass)
+
+
+def resolve(executor: str | Executor | None, *, jobs: int = 1, scheduler: Any = None) -> Executor:
+    """An executor from what the user said: ``"local"`` (with ``jobs`` processes), ``"dask"``."""
+    if executor is None:
+        executor = "dask" if scheduler is not None else "local"
+    if not isinstance(executor, str):
+        return executor
+    if executor == "local":
+        if scheduler is not None:
+            raise MergeError("--scheduler needs --executor dask")
+        return ProcessExecutor(jobs) if jobs > 1 else LocalExecutor()
+    if executor == "dask":
+        return DaskExecutor(scheduler, workers=jobs if jobs > 1 else None)
+    raise MergeError(f"unknown executor {executor!r}; choose 'local' or 'dask'")

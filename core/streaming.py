@@ -1,0 +1,167 @@
+"""Merging model files with memory that follows the rows, not the number of models.
+
+VW's merge holds every input densely in memory, twice. :func:`merge_files` first reads each
+model's header and reduction sections only (the weight rows stay on disk), takes every check and
+decision of :func:`vwmerge.merge` from those, merges the small reductions in memory, then
+streams the bottom learner's rows through the partial-result hooks: one input mapped at a time,
+folded into a running partial result the size of the output. The output is written in row
+chunks. Sequentially the file is byte for byte what :func:`vwmerge.merge` writes; ``jobs`` and
+``executor`` spread the inputs over processes or a dask cluster (equal within float32 rounding,
+see docs/scale.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import structlog
+
+from . import fs
+from .errors import MergeError
+from .executors import Executor, ModelRef, ProcessExecutor, StreamPlan, resolve
+from .merging import PreparedMerge, finish_merge, merge_states, prepare_merge
+from .partial import supports_partial
+from .pipeline import MergeReport, Phase, peak_rss_bytes, workers_peak_rss_bytes
+from .progress import Progress
+from .registry import Registry, default_registry
+from .stack import StackEntry
+from .workspace import Workspace, load
+
+log = structlog.get_logger("vwmerge")
+
+PathLike = str | os.PathLike[str]
+
+
+@attrs.frozen(eq=False)
+class _Inputs:
+    """The models as scanned (no weight rows), their sizes, and the bytes the scan parsed."""
+
+    sources: tuple[str, ...]
+    sizes: tuple[int, ...]
+    base: str | None
+    base_size: int
+    heads: int
+    prep: PreparedMerge
+
+    @property
+    def total(self) -> int:
+        return sum(self.sizes) + self.base_size
+
+
+def _scan(
+    sources: Sequence[str],
+    base: str | None,
+    weights: Sequence[float] | None,
+    normalize: bool,
+    vw_options: str | None,
+    registry: Registry,
+) -> _Inputs:
+    scanned = [fs.scan(s, vw_options=vw_options, registry=registry) for s in sources]
+    base_scan = fs.scan(base, vw_options=vw_options, registry=registry) if base is not None else None
+    prep = prepare_merge(
+        [ws for ws, _ in scanned], weights=weights, normalize=normalize,
+        base=base_scan[0] if base_scan else None, registry=registry,
+    )  # fmt: skip
+    heads = sum(n for _, n in scanned) + (base_scan[1] if base_scan else 0)
+    sizes = tuple(fs.size(s) for s in sources)
+    return _Inputs(tuple(sources), sizes, base, fs.size(base) if base else 0, heads, prep)
+
+
+def _all_at_once(
+    inputs: _Inputs, k: int, entry: StackEntry, base_state: Any, full_base: Workspace | None,
+    vw_options: str | None, stack: contextlib.ExitStack,
+) -> Any:  # fmt: skip
+    """A bottom learner the partial hooks cannot stream: every input mapped, merged in memory."""
+    log.warning(
+        "this base learner cannot be streamed (no partial merge hooks, or a base model it does not "
+        "subtract); mapping every model's weights at once", reduction=entry.name, plugin=entry.plugin,
+    )  # fmt: skip
+    prep = inputs.prep
+    reg = prep.context.registry
+    states = []
+    for source in inputs.sources:
+        state = load(stack.enter_context(fs.mapped(source)), vw_options=vw_options, registry=reg, name=source)
+        st = state.states[k]
+        if full_base is not None and prep.additive[k]:
+            st = reg.call("vwmerge_subtract", entry, state=st, base=full_base.states[k], context=prep.context)
+        states.append(st)
+    full = attrs.evolve(prep, states=(*prep.states[:k], tuple(states), *prep.states[k + 1 :]))
+    return merge_states(full, k, entry, base_state)
+
+
+def merge_files(
+    paths: Sequence[PathLike],
+    output: PathLike,
+    *,
+    weights: Sequence[float] | None = None,
+    normalize: bool = True,
+    base: PathLike | None = None,
+    vw_options: str | None = None,
+    jobs: int = 1,
+    executor: str | Executor | None = None,
+    scheduler: Any = None,
+    progress: bool | Progress | None = None,
+    registry: Registry | None = None,
+) -> MergeReport:
+    """Merge model files (paths or fsspec URLs) into ``output`` without loading them whole.
+
+    The semantics and the first arguments are :func:`vwmerge.merge`'s. ``jobs`` > 1 folds
+    groups of inputs in that many processes; ``executor="dask"`` runs on a dask cluster
+    (``scheduler``: an address, a ``distributed.Client`` or a cluster; none starts a local
+    one); an :class:`vwmerge.executors.Executor` instance is used as is. ``progress``: None
+    draws a bar when stderr is a terminal, False never. Returns the phases' times, bytes and
+    the peak memory.
+    """
+    sources = [os.fspath(p) for p in paths]
+    target = os.fspath(output)
+    base_source = os.fspath(base) if base is not None else None
+    reg = registry or default_registry()
+    ex = resolve(executor, jobs=jobs, scheduler=scheduler)
+    if ex.parallel and reg is not default_registry():
+        raise MergeError("a custom plugin registry works only with the sequential local executor")
+    bar = Progress.resolve(progress)
+
+    start = time.perf_counter()
+    inputs = _scan(sources, base_source, weights, normalize, vw_options, reg)
+    prep = inputs.prep
+    load_phase = Phase("load", time.perf_counter() - start, bytes_read=inputs.heads)
+
+    start = time.perf_counter()
+    passes = 1
+    with contextlib.ExitStack() as stack:
+        full_base = None
+        if base_source is not None:
+            full_base = load(stack.enter_context(fs.mapped(base_source)), vw_options=vw_options, registry=reg)
+
+        def merge_entry(k: int, entry: StackEntry, base_state: Any) -> Any:
+            nonlocal passes
+            if not entry.bottom:  # small, and read whole by the scan
+                return merge_states(prep, k, entry, base_state)
+            if base_state is not None or not supports_partial(reg, entry):
+                return _all_at_once(inputs, k, entry, base_state, full_base, vw_options, stack)
+            plan = StreamPlan(
+                tuple(ModelRef.of(ws) for ws in prep.models), inputs.sizes,
+                ModelRef.of(prep.base) if prep.base is not None else None,
+                prep.header, prep.context.weights, k, exact=not ex.parallel, vw_options=vw_options,
+            )  # fmt: skip
+            streamed = ex.merge(plan, reg, bar)
+            passes = streamed.passes
+            return streamed.state
+
+        merged = finish_merge(prep, merge_entry, base=full_base)
+        merge_phase = Phase(
+            "merge", time.perf_counter() - start, bytes_read=inputs.total - inputs.heads,
+            bytes_reread=(passes - 1) * inputs.total,
+        )  # fmt: skip
+        start = time.perf_counter()
+        written = fs.write_workspace(target, merged)
+    save_phase = Phase("save", time.perf_counter() - start, bytes_written=written)
+    return MergeReport(
+        target, len(sources), base_source, (load_phase, merge_phase, save_phase),
+        peak_rss_bytes(), workers_peak_rss_bytes() if isinstance(ex, ProcessExecutor) else 0,
+    )  # fmt: skip
