@@ -111,41 +111,49 @@ def online_with_base(onlines: Sequence[OnlineState], base: OnlineState | None) -
 
 def merge_columns(
     tables: Sequence[WeightTable], rules: Sequence[str], p: np.ndarray, base: WeightTable | None
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-column merge over the union of rows (a missing row is all zeros, as in VW).
 
     ``mean``: Σ pᵢθᵢ (with a base: base + Σ pᵢ(θᵢ − base)); ``sum``: Σ θᵢ (base + Σ(θᵢ − base));
-    ``max``: the maximum; ``minpos``: the smallest positive value (0 if none). ``dual`` columns
-    are returned as the weighted mean; the caller recomputes them. Accumulated in float64.
-    Returns the union of row indices, the merged values, and each input's dense values.
+    ``max``: the maximum (these columns are ≥ 0); ``minpos``: the smallest positive value (0 if
+    none). ``dual`` columns come back as the weighted mean; the caller recomputes them.
+    Accumulated in float64, one input at a time (memory: the union, not models × union).
     """
     tabs = [t.canonical() for t in tables] + ([base.canonical()] if base is not None else [])
     union, pos = align(tabs)
     k = tabs[0].k
-    dense = []
-    for t, ps in zip(tabs, pos, strict=True):
-        d = np.zeros((len(union), k), np.float64)
-        d[ps] = t.values
-        dense.append(d)
-    inputs = dense[: len(tables)]
-    b = dense[-1] if base is not None else np.zeros((len(union), k), np.float64)
+    w = np.asarray(p, np.float64)
     out = np.zeros((len(union), k), np.float64)
+    minpos = np.full((len(union), k), np.inf)
+    if base is not None:
+        # base + Σ cᵢ(θᵢ − base) = base·(1 − Σcᵢ) + Σ cᵢθᵢ, where cᵢ = pᵢ (mean) or 1 (sum).
+        bv, bp = tabs[-1].values.astype(np.float64), pos[-1]
+        for j, rule in enumerate(rules):
+            if rule in ("mean", "dual"):
+                out[bp, j] = bv[:, j] * (1.0 - w.sum())
+            elif rule == "sum":
+                out[bp, j] = bv[:, j] * (1.0 - len(tables))
+            elif rule == "max":
+                out[bp, j] = bv[:, j]
+            else:
+                minpos[bp, j] = np.where(bv[:, j] > 0, bv[:, j], np.inf)
+    for t, ps, wi in zip(tabs[: len(tables)], pos, w, strict=False):
+        v = t.values.astype(np.float64)
+        for j, rule in enumerate(rules):
+            if rule in ("mean", "dual"):
+                out[ps, j] += wi * v[:, j]
+            elif rule == "sum":
+                out[ps, j] += v[:, j]
+            elif rule == "max":
+                out[ps, j] = np.maximum(out[ps, j], v[:, j])
+            elif rule == "minpos":
+                minpos[ps, j] = np.minimum(minpos[ps, j], np.where(v[:, j] > 0, v[:, j], np.inf))
+            else:  # pragma: no cover - a programming error in COLUMNS
+                raise ValueError(rule)
     for j, rule in enumerate(rules):
-        col = np.stack([d[:, j] for d in inputs])  # (models, rows)
-        if rule in ("mean", "dual"):
-            out[:, j] = b[:, j] + np.tensordot(np.asarray(p, np.float64), col - b[:, j], axes=1)
-        elif rule == "sum":
-            out[:, j] = b[:, j] + (col - b[:, j]).sum(axis=0)
-        elif rule == "max":
-            out[:, j] = np.maximum(col.max(axis=0), b[:, j])
-        elif rule == "minpos":
-            every = np.vstack([col, b[None, :, j]]) if base is not None else col
-            pos_only = np.where(every > 0, every, np.inf)
-            m = pos_only.min(axis=0)
-            out[:, j] = np.where(np.isfinite(m), m, 0.0)
-        else:  # pragma: no cover - a programming error in COLUMNS
-            raise ValueError(rule)
-    return union, out, inputs
+        if rule == "minpos":
+            out[:, j] = np.where(np.isfinite(minpos[:, j]), minpos[:, j], 0.0)
+    return union, out
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,10 +208,11 @@ TOLERANCE = 1e-3
 
 
 def proximal_constants(
-    reduction: StackEntry, inputs: Sequence[np.ndarray], context: MergeContext
+    reduction: StackEntry, tables: Sequence[WeightTable], context: MergeContext
 ) -> ProximalConstants | None:
     """The constants that explain every input's rows: from the options, else fitted, else None."""
     opts = ProximalConstants.from_options(context.models[0].options)
+    inputs = [t.values.astype(np.float64) for t in tables]
     if all(opts.residual(d[:, 0], d[:, 1], d[:, 2]) <= TOLERANCE for d in inputs):
         return opts
     stacked = np.vstack(inputs)
@@ -245,10 +254,10 @@ def merge_gd_like_columns(
     tables = [s.table for s in states]
     cols = tables[0].columns
     rules = rules_for(cols)
-    union, out, inputs = merge_columns(tables, rules, weights.values, base.table if base is not None else None)
+    union, out = merge_columns(tables, rules, weights.values, base.table if base is not None else None)
     if "dual" in rules:
         j = rules.index("dual")
-        consts = proximal_constants(reduction, inputs, context)
+        consts = proximal_constants(reduction, tables, context)
         if consts is not None:
             out[:, j] = consts.dual(out[:, 0], out[:, cols.index("sum_g2")], out[:, j])
     table = WeightTable(union, out.astype(np.float32), tables[0].bits, cols).nonzero()

@@ -197,7 +197,10 @@ def vwmerge_merge(
 @hookimpl
 def vwmerge_describe(reduction: StackEntry, state: Any) -> dict[str, Any]:
     if isinstance(state, ActiveState):
-        out: dict[str, Any] = {"bytes": 0 if state.labels is None else 8, "vw_reload_options": "--simulation"}
+        out: dict[str, Any] = {
+            "bytes": 0 if state.labels is None else 8,
+            "vw_reload_options": "--simulation (if trained in simulation mode; VW does not record it)",
+        }
         if state.labels is not None:
             out["min_seen_label"], out["max_seen_label"] = state.labels
         return out

@@ -512,7 +512,10 @@ def vwmerge_save_load(reduction: StackEntry, io: SectionIO, state: Any) -> Any:
                 "drop --oas from the VW options",
                 source=model.source,
             )
-        if st.oas and "oas" not in model.options and "per_model_save_load" in model.options:
+        width_options_missing = "oas" not in model.options or (
+            model.options.get_int("max_number_of_labels", 10) != st.max_num_labels
+        )
+        if st.oas and width_options_missing and "per_model_save_load" in model.options:
             raise ModelFormatError(
                 "this memory_tree model was trained with --oas, which VW does not record in the options but which "
                 "changes the per-model state count under --per_model_save_load; pass "

@@ -719,3 +719,14 @@ def test_proximal_ftrl_constants_from_vw_options(zoo: Zoo, logs: list) -> None:
     live = t.column("w") != 0
     w, z, n = (t.column(c)[live].astype(np.float64) for c in ("w", "z", "sum_g2"))
     np.testing.assert_allclose(-z * 0.1 / (0.5 + np.sqrt(n)), w, rtol=1e-5)
+
+
+def test_memory_tree_oas_is_named_where_the_layout_needs_it(models: Models) -> None:
+    """Under --per_model_save_load the width --oas adds sets gd's state count: the error names it."""
+    path = models.train("--memory_tree 4 --oas --max_number_of_labels 4 --per_model_save_load", 11, 30)
+    for given in (None, "--oas"):
+        with pytest.raises(vwmerge.ModelFormatError, match='--vw-options "--oas --max_number_of_labels 4"'):
+            vwmerge.load(path, vw_options=given)
+    ws = vwmerge.load(path, vw_options="--oas --max_number_of_labels 4")
+    assert len(ws.states[-1].online.total_weight) == 4 + 1 + 4  # max_nodes + 1 + labels (reductions.md §3)
+    assert ws.to_bytes() == path.read_bytes()
