@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 
 from .binio import Reader, Writer
 from .stack import ModelInfo
+
+if TYPE_CHECKING:
+    from .registry import Registry
 
 
 @attrs.define
@@ -16,6 +21,9 @@ class SectionIO:
     reader: Reader | None = None
     writer: Writer | None = None
     load_weights: bool = True
+    #: The registry dispatching this load/save, for plugins that must parse sections below
+    #: their own (e.g. to tell which of two layouts lets the rest of the file parse).
+    registry: Registry | None = None
 
     @property
     def reading(self) -> bool:

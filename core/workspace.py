@@ -57,10 +57,10 @@ class Workspace:
     def write_to(self, w: Writer) -> None:
         """Write the file (header, then each section) to ``w``; a streaming writer sends it to disk."""
         self.header.write(w)
-        info = self.info
+        io = SectionIO(self.info, writer=w, registry=self.registry)
         for entry, st in zip(self.stack, self.states, strict=True):
             if entry.section:
-                self.registry.call("vwmerge_save_load", entry, io=SectionIO(info, writer=w), state=st)
+                self.registry.call("vwmerge_save_load", entry, io=io, state=st)
 
     def to_parts(self) -> list[bytes]:
         """The file as a list of byte strings (header, then each section), to stream to disk."""
@@ -164,7 +164,7 @@ def load(
         options = Options(options.items + tuple(i for i in extra.items if i not in options.items))
     stack = reg.derive_stack(options, label)
     info = ModelInfo(header, options, stack, label)
-    io = SectionIO(info, reader=r, load_weights=load_weights)
+    io = SectionIO(info, reader=r, load_weights=load_weights, registry=reg)
     states: list[Any] = []
     for entry in stack:
         if not entry.section:

@@ -48,9 +48,9 @@ class ActiveState:
 def _rest_parses(io: SectionIO, reduction: StackEntry, offset: int) -> tuple[bool, bool]:
     """Whether every section below ``reduction`` parses to EOF when this one is ``offset`` bytes
     long, and whether the bottom's online label range then equals the header's."""
-    registry = getattr(io, "registry", None) or default_registry()
+    registry = io.registry or default_registry()
     scratch = Reader(io.r.buf, io.r.source, io.r.pos + offset)
-    sub = SectionIO(io.model, reader=scratch, load_weights=True)
+    sub = SectionIO(io.model, reader=scratch, load_weights=True, registry=registry)
     state: Any = None
     try:
         for entry in io.model.stack[reduction.index + 1 :]:
