@@ -1,7 +1,7 @@
 """Contextual-bandit exploration: the ``cb_explore_adf`` family and legacy ``cb_explore``.
 
 Most explorers keep their state in the weights and write nothing (greedy, softmax, bag, rnd,
-large_action_space). The others write one small record (docs/reductions-cb.md):
+large_action_space). The others write one small record (docs/reductions.md):
 
 * squarecb (also ``--elim``), regcb/regcbopt, cover, graph_feedback and legacy ``cb_explore``:
   a u64 learn counter that drives the exploration schedule. Merged by **summing**, so the

@@ -4,7 +4,7 @@ against the real VW 9.11.9 (issue 3, part 2).
 For every configuration two models are trained by VW at test time; vwmerge reads and writes them
 back byte for byte (its stack matching VW's learner list), merges them, and the merged file loads
 and predicts in VW (given the options VW does not store). Merging k copies of one model predicts
-like the model. Each merge rule of docs/reductions-bottoms.md is checked on the merged file read
+like the model. Each merge rule of docs/reductions.md is checked on the merged file read
 back, against values computed here from the inputs. VW's own refusal to merge the FTRL family is
 shown next to vwmerge's merge.
 

@@ -2,7 +2,7 @@
 
 For every configuration: models trained by VW at test time are read and written back byte for
 byte; two of them are merged by vwmerge, the merged file loads and predicts in VW, and each
-stateful reduction's merged state is what docs/reductions-cb.md says (re-read from the merged
+stateful reduction's merged state is what docs/reductions.md says (re-read from the merged
 file, computed here from the inputs' states). Where VW can merge, its merged section is shown
 to be the *fresh* (untrained) section, which vwmerge's is not. Base mode is checked the same way.
 
