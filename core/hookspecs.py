@@ -10,7 +10,7 @@ reduction it did not declare (a plugin with several reductions dispatches on
 ``reduction.name``). All hooks except :func:`vwmerge_reductions` are ``firstresult``.
 
 If two plugins declare the same reduction name, a plugin from a distribution other than
-``vwmerge`` overrides the built-in one (logged at debug level); two third-party plugins
+``vwmerge`` overrides the built-in one (``vwmerge plugins`` lists overrides); two third-party plugins
 declaring the same name is an error naming both (block one with ``VWMERGE_BLOCK_PLUGINS``).
 """
 

@@ -112,7 +112,6 @@ class Registry:
         if winner == plugin_name:
             self.specs[spec.name], self.owner[spec.name] = spec, plugin_name
         self.overrides.append((spec.name, winner, loser))
-        log.debug("plugin overrides built-in reduction", reduction=spec.name, plugin=winner, builtin=loser)
 
     # -- dispatch ---------------------------------------------------------------------------
     def _caller(self, hook: str, plugin_name: str) -> Any:

@@ -82,8 +82,6 @@ def read_active(io: SectionIO, reduction: StackEntry) -> ActiveState:
     # Prefer a layout under which the online state's labels equal the header's; then 8 bytes
     # (what VW 9.11's loader expects).
     offset = max(candidates)[1] if candidates else 0
-    if len(candidates) > 1:
-        log.debug("active section length is ambiguous; chose by the label range", bytes=offset)
     if offset == 0:
         return ActiveState(None)
     return ActiveState((r.f32("active min_seen_label"), r.f32("active max_seen_label")))
