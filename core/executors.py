@@ -260,13 +260,13 @@ class DaskExecutor:
         if self.scheduler is None:
             cluster = distributed.LocalCluster(
                 n_workers=self.workers or os.cpu_count() or 1, threads_per_worker=1, host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address=":0",
             )  # fmt: skip
             with cluster, distributed.Client(cluster) as client:
                 yield client
             return
         try:
-            client = distributed.Client(self.scheduler, timeout="30s")
+            client = distributed.Client(self.scheduler)  # dask's connect timeout (config), 30 s by default
         except OSError as e:
             raise MergeError(f"cannot reach the dask scheduler: {e}", source=str(self.scheduler)) from None
         with client:

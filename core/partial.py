@@ -180,7 +180,7 @@ class RowSums:
         if self.index is None:
             out = self if in_place else RowSums(self.bits, None, self.sums.copy())
             if other.index is None:
-                out.sums += other.sums
+                out.sums[...] += other.sums  # (a frozen attribute: add in place, never rebind)
             else:
                 pos = _positions(other.index)
                 for j, col in enumerate(other.sums):

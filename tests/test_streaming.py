@@ -1,0 +1,267 @@
+"""The streaming merge (``vwmerge.streaming.merge_files``) on models VW trains at test time.
+
+Sequentially it must write exactly the bytes ``vwmerge.merge`` writes (which test_merge_vw
+holds to VW's own merge); with ``--jobs`` it must agree within the float32 bound of
+docs/scale.md; and it must never hold more than one input (two with a base) at a time.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import weakref
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import vwmerge
+import vwtrain
+from conftest import Models
+from streamcheck import assert_within_rounding
+from vwmerge import executors, hookimpl
+from vwmerge.partial import DENSE_FRACTION, RowSums
+from vwmerge.plugins import cb_adf
+from vwmerge.progress import Progress
+from vwmerge.registry import Registry, make_plugin_manager
+from vwmerge.streaming import merge_files
+
+#: Five inputs with different data and example counts, so weights and rows differ.
+SEEDS = (21, 22, 23, 24, 25)
+SIZES = (40, 55, 33, 61, 47)
+
+CONFIGS = {
+    "default": "",  # adaptive path: two passes, float32 totals
+    "sgd": "--sgd",  # simple path: example-count weights
+    "normalized": "--normalized",
+    "adaptive": "--adaptive",
+    "cb_explore_adf": "--cb_explore_adf",  # cb_adf counters through their partial hooks
+    "oaa_pmsl": "--oaa 3 --per_model_save_load",
+    "l1_l2": "--l1 1e-4 --l2 1e-3",  # pending truncation applied per input
+    "dense": "-b 4",  # rows cover 2^bits: dense accumulators
+    "sparse_unsorted": "--sparse_weights",  # rows in hash-map order
+    "b31": "-b 31 --sparse_weights",  # 8-byte row indices
+    "b32": "-b 32 --sparse_weights",
+}
+
+
+def _vw_options(args: str) -> str | None:
+    return "--sparse_weights" if "--sparse_weights" in args else None
+
+
+def _inputs(models: Models, args: str, k: int = 5) -> list[Path]:
+    return [models.train(args, s, n) for s, n in zip(SEEDS[:k], SIZES[:k], strict=True)]
+
+
+@pytest.mark.parametrize("weights", [None, (3.0, 1.0, 2.0, 0.5, 1.5)], ids=["counts", "explicit"])
+@pytest.mark.parametrize("args", list(CONFIGS.values()), ids=list(CONFIGS))
+def test_sequential_stream_writes_the_in_memory_merge_bytes(
+    models: Models, tmp_path: Path, args: str, weights: tuple[float, ...] | None
+) -> None:
+    paths = _inputs(models, args)
+    opts = _vw_options(args)
+    expected = vwmerge.merge([vwmerge.load(p, vw_options=opts) for p in paths], weights=weights).to_bytes()
+    out = tmp_path / "merged.model"
+    report = merge_files(paths, out, weights=weights, vw_options=opts, progress=False)
+    assert out.read_bytes() == expected
+    assert report.bytes_written == len(expected)
+    assert report.bytes_read == sum(p.stat().st_size for p in paths)
+
+
+@pytest.mark.parametrize("args", ["", "--sgd", "--cb_explore_adf"], ids=["default", "sgd", "cb_explore_adf"])
+def test_base_mode_streams_deltas_to_the_same_bytes(models: Models, tmp_path: Path, args: str) -> None:
+    base, inputs = models.resumed(args)
+    expected = vwmerge.merge([vwmerge.load(p) for p in inputs], base=vwmerge.load(base)).to_bytes()
+    merge_files(inputs, tmp_path / "merged.model", base=base, progress=False)
+    assert (tmp_path / "merged.model").read_bytes() == expected
+
+
+@pytest.mark.parametrize("weights", [None, (3.0, 1.0, 2.0, 0.5, 1.5)], ids=["counts", "explicit"])
+@pytest.mark.parametrize("args", ["", "--sgd", "--normalized", "--cb_explore_adf", "-b 31 --sparse_weights"])
+def test_jobs_equal_the_sequential_merge_within_float32_rounding(
+    models: Models, tmp_path: Path, args: str, weights: tuple[float, ...] | None
+) -> None:
+    paths = _inputs(models, args)
+    opts = _vw_options(args)
+    merge_files(paths, tmp_path / "seq.model", weights=weights, vw_options=opts, progress=False)
+    report = merge_files(paths, tmp_path / "par.model", weights=weights, vw_options=opts, jobs=2, progress=False)
+    assert report.worker_peak_rss_bytes > 0
+    assert_within_rounding(tmp_path / "seq.model", tmp_path / "par.model", paths, weights=weights, vw_options=opts)
+
+
+def test_jobs_in_base_mode_agree_within_rounding(models: Models, tmp_path: Path) -> None:
+    base, inputs = models.resumed("")
+    merge_files(inputs, tmp_path / "seq.model", base=base, progress=False)
+    merge_files(inputs, tmp_path / "par.model", base=base, jobs=2, progress=False)
+    assert_within_rounding(tmp_path / "seq.model", tmp_path / "par.model", inputs, base=base)
+
+
+@pytest.mark.parametrize("bits", [31, 32])
+def test_high_bit_sparse_merges_load_in_vw(models: Models, tmp_path: Path, bits: int) -> None:
+    args = f"-b {bits} --sparse_weights"
+    paths = _inputs(models, args, 3)
+    out = tmp_path / "merged.model"
+    merge_files(paths, out, vw_options="--sparse_weights", progress=False)
+    merged = vwmerge.load(out, vw_options="--sparse_weights")
+    assert merged.header.bits == bits
+    assert int(merged.states[-1].table.index.max()) >= 1 << 30  # rows beyond 2^30: 8-byte indices
+    held_out = vwtrain.test_examples(args)
+    ours = np.array(vwtrain.predict(out, held_out, extra="--sparse_weights"), dtype=float)
+    theirs = np.array(vwtrain.predict(paths[0], held_out, extra="--sparse_weights"), dtype=float)
+    assert np.all(np.isfinite(ours)) and not np.allclose(ours, 0)
+    assert np.corrcoef(ours, theirs)[0, 1] > 0.5  # a merge of models of the same task predicts alike
+
+
+def test_streaming_holds_one_input_at_a_time(models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Structural memory check: count the inputs whose rows are alive while the merge runs."""
+    paths = _inputs(models, "")
+    live: set[int] = set()
+    peak = 0
+    loads = 0
+    real_load = executors.load
+
+    def instrumented(*args: Any, **kwargs: Any) -> vwmerge.Workspace:
+        nonlocal peak, loads
+        ws = real_load(*args, **kwargs)
+        key = loads = loads + 1
+        live.add(key)
+        peak = max(peak, len(live))
+        weakref.finalize(ws.states[-1].table.values, live.discard, key)
+        return ws
+
+    monkeypatch.setattr(executors, "load", instrumented)
+    merge_files(paths, tmp_path / "merged.model", progress=False)
+    assert loads == 2 * len(paths)  # two passes (gd's exact adaptive path), each input read once per pass
+    assert peak <= 2, f"{peak} inputs were alive at once"
+    assert peak == 1
+
+
+def test_a_base_learner_without_partial_hooks_falls_back_to_merging_in_memory(
+    models: Models, tmp_path: Path, logs: list[dict[str, Any]]
+) -> None:
+    paths = _inputs(models, "--ftrl", 3)
+    expected = vwmerge.merge([vwmerge.load(p) for p in paths]).to_bytes()
+    merge_files(paths, tmp_path / "merged.model", progress=False)
+    assert (tmp_path / "merged.model").read_bytes() == expected
+    assert any("cannot be streamed" in e["event"] for e in logs)
+
+
+class PartialOnlyCbAdf:
+    """cb_adf as a plugin that implements the partial hooks but not vwmerge_merge."""
+
+    vwmerge_reductions = staticmethod(cb_adf.vwmerge_reductions)
+    vwmerge_save_load = staticmethod(cb_adf.vwmerge_save_load)
+    vwmerge_merge_partial = staticmethod(cb_adf.vwmerge_merge_partial)
+    vwmerge_merge_combine = staticmethod(cb_adf.vwmerge_merge_combine)
+    vwmerge_merge_finalize = staticmethod(cb_adf.vwmerge_merge_finalize)
+
+
+def test_a_plugin_with_only_partial_hooks_merges_in_memory_and_streaming(models: Models, tmp_path: Path) -> None:
+    for name in (
+        "vwmerge_reductions",
+        "vwmerge_save_load",
+        *(f"vwmerge_merge_{h}" for h in ("partial", "combine", "finalize")),
+    ):
+        hookimpl(getattr(PartialOnlyCbAdf, name))
+    registry = Registry(make_plugin_manager(extra=[(PartialOnlyCbAdf(), "partial_only_cb_adf")]))
+    paths = _inputs(models, "--cb_explore_adf", 3)
+    assert registry.owner["cb_adf"] == "partial_only_cb_adf"
+    expected = vwmerge.merge([vwmerge.load(p) for p in paths]).to_bytes()
+    loaded = [vwmerge.load(p, registry=registry) for p in paths]
+    assert vwmerge.merge(loaded, registry=registry).to_bytes() == expected
+    merge_files(paths, tmp_path / "merged.model", registry=registry, progress=False)
+    assert (tmp_path / "merged.model").read_bytes() == expected
+
+
+# --------------------------------------------------------------------------------------------
+# RowSums, the partial result of a weight-row merge, against a dense float32 reference.
+def _random_rows(rng: np.random.Generator, bits: int, count: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    index = np.sort(rng.choice(1 << bits, size=count, replace=False)).astype(np.uint64)
+    values = rng.normal(size=(m, count)).astype(np.float32)
+    values[:, rng.random(count) < 0.1] = -0.0  # -0.0 must come out as +0.0 (a sum starts at 0)
+    return index, values
+
+
+@pytest.mark.parametrize("bits, counts", [(6, (3, 20, 5, 40)), (20, (30, 500, 7, 90)), (10, (300, 20, 260, 9))])
+@pytest.mark.parametrize("in_place", [True, False])
+def test_row_sums_fold_like_a_dense_float32_sum_in_order(bits: int, counts: tuple[int, ...], in_place: bool) -> None:
+    rng = np.random.default_rng(bits)
+    parts = [_random_rows(rng, bits, c, 2) for c in counts]
+    reference = np.zeros((2, 1 << bits), np.float32)
+    acc = None
+    for index, values in parts:
+        reference[:, index.astype(np.intp)] += values
+        part = RowSums.from_rows(bits, index, values, np.float32)
+        before = part.sums.copy()
+        acc = part if acc is None else acc.combine(part, in_place=in_place)
+        assert np.array_equal(part.sums, before)  # the right operand is never changed
+    assert acc is not None
+    got_index, got_values = acc.finish(np.asarray, 2, chunk=7)
+    keep = np.flatnonzero(np.any(reference != 0, axis=0))
+    assert np.array_equal(got_index, keep.astype(np.uint64))
+    assert got_values.tobytes() == np.ascontiguousarray(reference[:, keep].T).tobytes()
+    assert acc.dense == (len(keep) * DENSE_FRACTION >= 1 << bits) or acc.dense
+
+
+def test_row_sums_combine_in_any_grouping_within_float64_rounding() -> None:
+    rng = np.random.default_rng(5)
+    parts = [RowSums.from_rows(16, *_random_rows(rng, 16, c, 1), np.float64) for c in (900, 40000, 3, 20000)]
+    left = parts[0].combine(parts[1]).combine(parts[2]).combine(parts[3])
+    tree = parts[0].combine(parts[1]).combine(parts[2].combine(parts[3]))
+    a, b = left.finish(np.asarray, 1), tree.finish(np.asarray, 1)
+    assert np.array_equal(a[0], b[0])
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# The command line.
+def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vwmerge", *map(str, args)],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_cli_jobs_and_quiet(models: Models, tmp_path: Path) -> None:
+    paths = _inputs(models, "--cb_explore_adf", 4)
+    run = _cli("merge", "--json", "-o", tmp_path / "seq.model", *paths)
+    assert run.returncode == 0, run.stderr
+    assert "merging" not in run.stderr  # stderr is a pipe: no progress bar
+    report = json.loads(run.stdout)
+    assert report["phases"]["merge"]["bytes_reread"] == sum(p.stat().st_size for p in paths)  # two passes
+    assert (tmp_path / "seq.model").read_bytes() == vwmerge.merge([vwmerge.load(p) for p in paths]).to_bytes()
+
+    run = _cli("merge", "--quiet", "--jobs", "2", "-o", tmp_path / "par.model", *paths)
+    assert run.returncode == 0, run.stderr
+    (summary,) = [json.loads(line) for line in run.stderr.splitlines() if '"merged"' in line]
+    assert summary["worker_peak_rss_mib"] > 0
+    assert_within_rounding(tmp_path / "seq.model", tmp_path / "par.model", paths)
+
+
+def test_cli_refuses_a_scheduler_without_dask(models: Models, tmp_path: Path) -> None:
+    paths = _inputs(models, "", 2)
+    run = _cli("merge", "--executor", "local", "--scheduler", "tcp://127.0.0.1:1", "-o", tmp_path / "m", *paths)
+    assert run.returncode == 1
+    assert "--scheduler needs --executor dask" in run.stderr
+    assert not (tmp_path / "m").exists()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_only_on_a_terminal_and_never_when_quiet() -> None:
+    for stream, enabled, shown in (
+        (_Terminal(), None, True),
+        (io.StringIO(), None, False),
+        (_Terminal(), False, False),
+    ):
+        progress = Progress(enabled, stream)
+        with progress.task("merging 2 models", 100) as advance:
+            advance(60)
+            advance(40)
+        assert ("merging 2 models" in stream.getvalue()) == shown
+        assert ("100%" in stream.getvalue()) == shown
