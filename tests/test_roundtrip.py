@@ -65,7 +65,7 @@ GD = [
     Config("--l1 1e-3 --l2 1e-3"),
     Config("--id abc"),
 ]
-#: Reductions that write no section (scorer and count_label are in every stack).
+#: Reductions that write no section (scorer is in every gd stack; count_label over SIMPLE labels).
 NO_SECTION = [
     Config("--oaa 3"),
     Config("--csoaa 3"),
