@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from vwmerge import hookspecs
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

@@ -120,7 +120,9 @@ def train(args: str, seed: int, path: str | Path, n: int = 60) -> Path:
 
 def vw_merge(paths: Sequence[str | Path], out: str | Path, base: str | Path | None = None) -> Path:
     """VW's own merge: inputs loaded with --preserve_performance_counters, like vw-merge does."""
-    wss = [vowpalwabbit.Workspace(f"-i {p} --preserve_performance_counters --quiet", enable_logging=False) for p in paths]
+    wss = [
+        vowpalwabbit.Workspace(f"-i {p} --preserve_performance_counters --quiet", enable_logging=False) for p in paths
+    ]
     base_ws = (
         vowpalwabbit.Workspace(f"-i {base} --preserve_performance_counters --quiet", enable_logging=False)
         if base is not None
