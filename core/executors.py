@@ -76,7 +76,11 @@ class StreamPlan:
     def context(
         self, registry: Registry, *, pass_index: int = 0, prior: Any = None, in_place: bool = False
     ) -> PartialContext:
-        models = tuple(m.info(registry) for m in self.inputs)
+        stacks: dict[Options, tuple[StackEntry, ...]] = {}  # models share their options: derive once
+        for m in self.inputs:
+            if m.options not in stacks:
+                stacks[m.options] = registry.derive_stack(m.options, m.source)
+        models = tuple(ModelInfo(m.header, m.options, stacks[m.options], m.source) for m in self.inputs)
         output = ModelInfo(
             self.output_header, Options.parse(self.output_header.options_text), models[0].stack, "<merged>"
         )

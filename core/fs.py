@@ -67,6 +67,22 @@ def size(target: str) -> int:
         raise VWMergeError("no such file", source=target) from None
 
 
+#: Linux: map a file with its pages already faulted in. Every row of an input is read, and one
+#: batched fault is about twice as fast as faulting page by page as numpy walks the rows.
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+
+
+def _map_populated(path: str, label: str) -> memoryview | str:
+    try:
+        with open(path, "rb") as f:
+            mm = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ)
+    except ValueError:  # an empty file cannot be mapped: let load() say what is wrong with it
+        return path
+    except FileNotFoundError:
+        raise VWMergeError("no such file", source=label) from None
+    return memoryview(mm)
+
+
 @contextlib.contextmanager
 def mapped(target: str) -> Iterator[str | memoryview]:
     """Something :func:`vwmerge.load` reads without holding the file in memory.
@@ -76,7 +92,7 @@ def mapped(target: str) -> Iterator[str | memoryview]:
     """
     local = local_path(target)
     if local is not None:
-        yield local
+        yield _map_populated(local, target) if _POPULATE else local
         return
     fs, path = _fsspec(target)
     try:

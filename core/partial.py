@@ -10,7 +10,7 @@ of the inputs' rows, sparse or dense, whichever costs less.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -112,7 +112,11 @@ def dense_pays(bits: int, rows: int) -> bool:
 
 
 def _positions(index: np.ndarray) -> np.ndarray:
-    return np.asarray(index).astype(np.intp, copy=False)
+    """Row numbers as array positions; uint64 rows (< 2^63) are reinterpreted, not copied."""
+    index = np.asarray(index)
+    if index.dtype == np.uint64 and np.dtype(np.intp).itemsize == 8:
+        return index.view(np.intp)
+    return index.astype(np.intp)
 
 
 @attrs.frozen(eq=False)
@@ -121,10 +125,12 @@ class RowSums:
 
     ``sums[j]`` is accumulator j (one per column, or per statistic such as Σaᵢwᵢ). Sparse when
     ``index`` holds the sorted unique row numbers (``sums[j][p]`` belongs to row ``index[p]``),
-    dense when ``index`` is None (position = row number), chosen by :func:`dense_pays`, so the
-    memory follows the rows present, never N and never 2^bits for sparse models. Every value is
-    accumulated starting from +0.0 in the accumulator's dtype, in the order the partials are
-    combined: float32 accumulators fold exactly like VW's merge does.
+    dense when ``index`` is None (position = row number): one input's rows are always sparse,
+    an accumulator turns dense once :func:`dense_pays`, so memory follows the rows present,
+    never N and never 2^bits for sparse models. Each element is summed in the order the partials
+    are combined, in the accumulator's dtype: float32 accumulators fold exactly like VW's merge,
+    which starts every sum at +0.0 (so :meth:`finish` turns a -0.0 into +0.0, the one way that
+    starting from the first value can differ).
     """
 
     bits: int
@@ -141,19 +147,19 @@ class RowSums:
         return int(self.sums.shape[1])
 
     @classmethod
-    def from_rows(cls, bits: int, index: np.ndarray, columns: np.ndarray, dtype: Any) -> RowSums:
-        """Accumulators for rows ``index`` (sorted, unique) with values ``columns`` (m × rows)."""
+    def from_rows(cls, bits: int, index: np.ndarray, columns: np.ndarray | Sequence[np.ndarray], dtype: Any) -> RowSums:
+        """Accumulators for rows ``index`` (sorted, unique) holding ``columns`` (m × rows).
+
+        A C-contiguous 2-D array of ``dtype`` is taken over as is (the caller gives it up);
+        anything else is copied.
+        """
         dt = np.dtype(dtype)
-        zero = dt.type(0)
-        if dense_pays(bits, len(index)):
-            sums = np.zeros((len(columns), 1 << bits), dt)
-            pos = _positions(index)
+        if isinstance(columns, np.ndarray) and columns.ndim == 2 and columns.dtype == dt and columns.flags.c_contiguous:
+            sums = columns
+        else:
+            sums = np.empty((len(columns), len(index)), dt)
             for j, col in enumerate(columns):
-                sums[j][pos] = np.add(col, zero, dtype=dt)  # 0 + x: -0.0 becomes +0.0 as in a sum
-            return cls(bits, None, sums)
-        sums = np.empty((len(columns), len(index)), dt)
-        for j, col in enumerate(columns):
-            np.add(col, zero, out=sums[j], dtype=dt)
+                sums[j] = col
         return cls(bits, np.asarray(index).astype(np.uint64, copy=False), sums)
 
     def lookup(self, index: np.ndarray, j: int = 0) -> np.ndarray:
@@ -189,6 +195,8 @@ class RowSums:
         if other.index is None:
             # Float addition is commutative, so other + self gives the same bits as self + other.
             return RowSums(other.bits, None, other.sums.copy()).combine(self, in_place=True)
+        if dense_pays(self.bits, max(len(self.index), len(other.index))):  # the union would be too
+            return self._densified().combine(other, in_place=True)
         union = union_sorted([self.index, other.index])
         if len(union) == len(self.index):
             out = self if in_place else RowSums(self.bits, self.index, self.sums.copy())
@@ -219,10 +227,16 @@ class RowSums:
         count = 0
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
-            vals = np.asarray(final(self.sums[:, start:stop]), dtype=np.float32)
-            keep = np.flatnonzero(np.any(vals != 0, axis=0))
-            rows = keep + start if self.index is None else self.index[start:stop][keep]
-            index_out[count : count + len(keep)] = rows
-            values_out[count : count + len(keep)] = vals[:, keep].T
-            count += len(keep)
+            vals = np.add(final(self.sums[:, start:stop]), np.float32(0), dtype=np.float32)  # -0.0 → +0.0
+            present = np.any(vals != 0, axis=0)
+            if bool(present.all()):
+                rows = np.arange(start, stop, dtype=np.uint64) if self.index is None else self.index[start:stop]
+                kept = vals
+            else:
+                keep = np.flatnonzero(present)
+                rows = keep + start if self.index is None else self.index[start:stop][keep]
+                kept = vals[:, keep]
+            index_out[count : count + len(rows)] = rows
+            values_out[count : count + len(rows)] = kept.T
+            count += len(rows)
         return index_out[:count], values_out[:count]

@@ -9,6 +9,7 @@ those into one line.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -153,6 +154,11 @@ class Phase:
 
 def peak_rss_bytes() -> int:
     """The process's peak resident set size so far (0 where the OS does not say)."""
+    # Linux: this program's own high-water mark (ru_maxrss starts from a forking parent's peak).
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     if resource is None:  # pragma: no cover
         return 0
     peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

@@ -450,27 +450,39 @@ def _unscaled_columns(columns: tuple[str, ...]) -> list[int]:
     return [j for j, c in enumerate(columns) if c not in ("w", "adaptive")]
 
 
-def _vw_adaptive_scaled(values: np.ndarray, ai: int, totals: np.ndarray) -> list[np.ndarray]:
-    """One input's contribution on VW's adaptive path, column by column, in float32 (§9.3)."""
+def _vw_adaptive_scaled(values: np.ndarray, ai: int, totals: np.ndarray) -> np.ndarray:
+    """One input's contribution on VW's adaptive path (§9.3), columns × rows, in float32."""
+    out = np.ascontiguousarray(values.T, dtype=np.float32)
     ok = totals > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = (values[:, ai] / np.where(ok, totals, np.float32(1))).astype(np.float32)
     all_ok = bool(ok.all())
-    out = []
-    for j in range(values.shape[1]):
-        col = (values[:, j] * ratio).astype(np.float32, copy=False)
-        if not all_ok:
-            col = np.where(ok, col, np.float32(0) if j == 0 else values[:, j])
-        out.append(col)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = out[ai] / (totals if all_ok else np.where(ok, totals, np.float32(1)))
+    out *= ratio
+    if not all_ok:  # VW zeroes w where the total is 0 and leaves the other columns as they were
+        bad = ~ok
+        out[0][bad] = 0
+        for j in range(1, len(out)):
+            out[j][bad] = values[bad, j]
     return out
 
 
-def _adaptive_statistics(values: np.ndarray, ai: int, columns: tuple[str, ...]) -> list[np.ndarray]:
+def _weighted_columns(values: np.ndarray, factor: Any, dtype: Any) -> np.ndarray:
+    """factor·θ for every column, columns × rows, computed in ``dtype``."""
+    out = np.empty((values.shape[1], len(values)), dtype)
+    np.multiply(values.T, factor, out=out, dtype=dtype)
+    return out
+
+
+def _adaptive_statistics(values: np.ndarray, ai: int, columns: tuple[str, ...]) -> np.ndarray:
     """Associative form of the adaptive path: A, Σaᵢθᵢ per column, Σθᵢ of the unscaled columns."""
-    a = values[:, ai].astype(np.float64)
-    stats = [a]
-    stats += [a * values[:, j] for j in range(values.shape[1])]
-    stats += [values[:, j].astype(np.float64) for j in _unscaled_columns(columns)]
+    k = values.shape[1]
+    unscaled = _unscaled_columns(columns)
+    stats = np.empty((1 + k + len(unscaled), len(values)), np.float64)
+    stats[0] = values[:, ai]
+    for j in range(k):
+        np.multiply(stats[0], values[:, j], out=stats[1 + j])
+    for n, j in enumerate(unscaled):
+        stats[1 + k + n] = values[:, j]
     return stats
 
 
@@ -501,15 +513,14 @@ def vwmerge_merge_partial(
     mode = _rows_mode(context.weights, state.resume, columns)
     exact = context.exact
     if mode == "weighted":
-        stats, dtype = [values[:, j].astype(np.float64) * weight for j in range(table.k)], np.float64
-    elif mode == "simple":
-        p = context.weights.vw_f32[index]
-        stats = [values[:, j] * p if exact else values[:, j].astype(np.float64) * float(p) for j in range(table.k)]
+        stats, dtype = _weighted_columns(values, weight, np.float64), np.float64
+    elif mode == "simple":  # VW's float32 weights; exactly: f32(θ·p) in float32
         dtype = np.float32 if exact else np.float64
+        stats = _weighted_columns(values, context.weights.vw_f32[index], dtype)
     elif not exact:
         stats, dtype = _adaptive_statistics(values, columns.index("adaptive"), columns), np.float64
     elif context.pass_index == 0:
-        stats, dtype = [values[:, columns.index("adaptive")]], np.float32
+        stats, dtype = values[:, columns.index("adaptive")][None, :], np.float32
     else:
         totals = context.prior.lookup(table.index)
         stats, dtype = _vw_adaptive_scaled(values, columns.index("adaptive"), totals), np.float32
