@@ -157,6 +157,18 @@ class StreamWriter(Writer):
         return self.parts.written  # type: ignore[attr-defined,no-any-return]
 
 
+def _new_file_mode(path: str) -> int:
+    """The mode a plain ``open(path, "w")`` would give (the replaced file's, if there is one).
+
+    mkstemp makes its file private (0600); the merged model should be as readable as any file.
+    """
+    with contextlib.suppress(OSError):
+        return os.stat(path).st_mode & 0o7777
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def open_output(target: str) -> Iterator[IO[bytes]]:
     """A binary file that becomes ``target`` only if the block completes.
@@ -172,6 +184,7 @@ def open_output(target: str) -> Iterator[IO[bytes]]:
         except OSError as e:
             raise MergeError(f"cannot write the merged model: {e.strerror or e}", source=target) from e
         try:
+            os.chmod(tmp, _new_file_mode(local))
             with os.fdopen(fd, "wb") as f:
                 yield f
                 f.flush()

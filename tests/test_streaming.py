@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import weakref
@@ -68,6 +69,18 @@ def test_sequential_stream_writes_the_in_memory_merge_bytes(
     assert out.read_bytes() == expected
     assert report.bytes_written == len(expected)
     assert report.bytes_read == sum(p.stat().st_size for p in paths)
+
+
+def test_output_is_as_readable_as_any_new_file_and_keeps_a_replaced_files_mode(models: Models, tmp_path: Path) -> None:
+    paths = _inputs(models, "", 2)
+    out = tmp_path / "merged.model"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    merge_files(paths, out, progress=False)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+    out.chmod(0o640)
+    merge_files(paths, out, progress=False)
+    assert out.stat().st_mode & 0o777 == 0o640
 
 
 @pytest.mark.parametrize("args", ["", "--sgd", "--cb_explore_adf"], ids=["default", "sgd", "cb_explore_adf"])
