@@ -79,11 +79,12 @@ def vwmerge_merge_partial(reduction: StackEntry, state: Any, weight: float, inde
     """One input's contribution to a merge, as a partial result (streaming and parallel merges).
 
     Implement this with :func:`vwmerge_merge_combine` and :func:`vwmerge_merge_finalize` so that
-    ``vwmerge merge`` never holds more than one input at a time and ``--jobs``/dask can merge
+    ``vwmerge merge`` never holds more than two inputs at a time and ``--jobs``/dask can merge
     groups of inputs anywhere and combine the results in any grouping. ``state`` is input
     ``index``'s state (its delta from the base in base mode); ``weight`` is
-    ``context.weights.values[index]``. The partial must not keep views into ``state``: the
-    input's file is unmapped once the core drops it. ``context`` is a
+    ``context.weights.values[index]``. The partial may keep views into ``state`` (gd keeps the
+    mapped rows and sums them when combining): the input stays mapped until its partial has been
+    combined, which the core does before it reads another input. ``context`` is a
     :class:`vwmerge.partial.PartialContext`: ``exact`` asks for the sequential merge's exact
     rounding (inputs arrive in order and are combined left to right), otherwise combining must be
     associative (float64 sums, say); ``pass_index``/``prior`` are for multi-pass merges (see

@@ -19,7 +19,7 @@ import numpy as np
 from .merging import MergeContext
 from .registry import Registry
 from .stack import StackEntry
-from .weights import union_sorted
+from .weights import WeightTable, union_sorted
 
 PARTIAL_HOOKS = ("vwmerge_merge_partial", "vwmerge_merge_combine", "vwmerge_merge_finalize")
 
@@ -28,8 +28,10 @@ PARTIAL_HOOKS = ("vwmerge_merge_partial", "vwmerge_merge_combine", "vwmerge_merg
 #: by row number directly (no union, no binary search).
 DENSE_FRACTION = 4
 
-#: Rows per chunk when finalizing, so the float temporaries stay small next to the result.
-FINISH_CHUNK = 1 << 22
+#: Rows per block in the row loops. Temporaries of a block stay below glibc's mmap threshold
+#: (32 MiB), so malloc reuses them instead of mapping fresh pages that the kernel must zero-fill
+#: for every input: on virtual machines those page faults cost as much as the arithmetic.
+BLOCK = 1 << 20
 
 
 @attrs.frozen(eq=False)
@@ -148,10 +150,10 @@ class RowSums:
 
     @classmethod
     def from_rows(cls, bits: int, index: np.ndarray, columns: np.ndarray | Sequence[np.ndarray], dtype: Any) -> RowSums:
-        """Accumulators for rows ``index`` (sorted, unique) holding ``columns`` (m × rows).
+        """Accumulators for rows ``index`` (sorted, unique, uint32 or uint64) holding ``columns``.
 
-        A C-contiguous 2-D array of ``dtype`` is taken over as is (the caller gives it up);
-        anything else is copied.
+        ``index`` and a C-contiguous 2-D ``columns`` array (m × rows) of ``dtype`` are taken over
+        as they are (the caller gives them up); other columns are copied.
         """
         dt = np.dtype(dtype)
         if isinstance(columns, np.ndarray) and columns.ndim == 2 and columns.dtype == dt and columns.flags.c_contiguous:
@@ -160,7 +162,38 @@ class RowSums:
             sums = np.empty((len(columns), len(index)), dt)
             for j, col in enumerate(columns):
                 sums[j] = col
-        return cls(bits, np.asarray(index).astype(np.uint64, copy=False), sums)
+        return cls(bits, np.asarray(index), sums)
+
+    @classmethod
+    def empty(cls, bits: int, m: int, dtype: Any) -> RowSums:
+        """``m`` accumulators over no rows yet."""
+        return cls(bits, np.zeros(0, np.uint64), np.zeros((m, 0), dtype))
+
+    def accumulate(
+        self,
+        index: np.ndarray,
+        values: np.ndarray,
+        contribution: Callable[[np.ndarray, np.ndarray], np.ndarray],
+        *,
+        in_place: bool = False,
+    ) -> RowSums:
+        """``self`` plus one input's contribution at its rows ``index`` (sorted, unique).
+
+        ``contribution(index_block, values_block)`` returns the block's m × rows additions; it is
+        called a :data:`BLOCK` of rows at a time, so no temporary grows with the input and
+        ``index``/``values`` are only read (they may be views of a mapped file).
+        """
+        if self.index is not None and dense_pays(self.bits, max(len(self.index), len(index))):
+            return self._densified().accumulate(index, values, contribution, in_place=True)
+        if self.index is None:
+            out = self if in_place else RowSums(self.bits, None, self.sums.copy())
+            for start in range(0, len(index), BLOCK):
+                pos = _positions(index[start : start + BLOCK])
+                for j, col in enumerate(contribution(index[start : start + BLOCK], values[start : start + BLOCK])):
+                    out.sums[j][pos] += col
+            return out
+        added = np.ascontiguousarray(contribution(index, values), dtype=self.sums.dtype)
+        return self.combine(RowSums(self.bits, np.array(index), added), in_place=in_place)
 
     def lookup(self, index: np.ndarray, j: int = 0) -> np.ndarray:
         """Accumulator ``j`` at rows ``index`` (sorted, unique), which must all be covered."""
@@ -171,9 +204,10 @@ class RowSums:
     def _densified(self) -> RowSums:
         assert self.index is not None
         sums = np.zeros((len(self.sums), 1 << self.bits), self.sums.dtype)
-        pos = _positions(self.index)
-        for j, col in enumerate(self.sums):
-            sums[j][pos] = col
+        for start in range(0, len(self.index), BLOCK):
+            pos = _positions(self.index[start : start + BLOCK])
+            for j, col in enumerate(self.sums):
+                sums[j][pos] = col[start : start + BLOCK]
         return RowSums(self.bits, None, sums)
 
     def combine(self, other: RowSums, *, in_place: bool = False) -> RowSums:
@@ -187,10 +221,11 @@ class RowSums:
             out = self if in_place else RowSums(self.bits, None, self.sums.copy())
             if other.index is None:
                 out.sums[...] += other.sums  # (a frozen attribute: add in place, never rebind)
-            else:
-                pos = _positions(other.index)
+                return out
+            for start in range(0, len(other.index), BLOCK):
+                pos = _positions(other.index[start : start + BLOCK])
                 for j, col in enumerate(other.sums):
-                    out.sums[j][pos] += col
+                    out.sums[j][pos] += col[start : start + BLOCK]
             return out
         if other.index is None:
             # Float addition is commutative, so other + self gives the same bits as self + other.
@@ -214,29 +249,29 @@ class RowSums:
         return RowSums(self.bits, union, sums)
 
     def finish(
-        self, final: Callable[[np.ndarray], np.ndarray], k: int, *, chunk: int = FINISH_CHUNK
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, final: Callable[[np.ndarray], np.ndarray], columns: tuple[str, ...], *, chunk: int = BLOCK
+    ) -> WeightTable:
         """The merged rows: ``final`` maps accumulators (m × c) to float32 values (k × c).
 
-        Returns sorted uint64 row numbers and float32 values (rows × k) of the rows with at least
-        one value != 0 (NaN counts), the rows VW would write. Works in chunks; the result arrays
-        are reserved at full size but only the pages of rows written are ever touched.
+        Keeps the rows with at least one value != 0 (NaN counts), the rows VW would write, in
+        ascending order, laid out as in the file (so writing them is a plain copy). Works in
+        chunks; the result is reserved at full size but only the pages of rows kept are touched.
         """
         n = self.rows
-        index_out, values_out = np.empty(n, np.uint64), np.empty((n, k), np.float32)
+        records = WeightTable.records(n, self.bits, columns)
         count = 0
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
             vals = np.add(final(self.sums[:, start:stop]), np.float32(0), dtype=np.float32)  # -0.0 → +0.0
             present = np.any(vals != 0, axis=0)
             if bool(present.all()):
-                rows = np.arange(start, stop, dtype=np.uint64) if self.index is None else self.index[start:stop]
+                rows = np.arange(start, stop) if self.index is None else self.index[start:stop]
                 kept = vals
             else:
                 keep = np.flatnonzero(present)
                 rows = keep + start if self.index is None else self.index[start:stop][keep]
                 kept = vals[:, keep]
-            index_out[count : count + len(rows)] = rows
-            values_out[count : count + len(rows)] = kept.T
+            records["i"][count : count + len(rows)] = rows
+            records["v"][count : count + len(rows)] = kept.T
             count += len(rows)
-        return index_out[:count], values_out[:count]
+        return WeightTable(records["i"][:count], records["v"][:count], self.bits, columns)

@@ -13,11 +13,7 @@ see docs/scale.md).
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import os
-import platform
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -37,28 +33,6 @@ from .stack import StackEntry
 from .workspace import Workspace, load
 
 log = structlog.get_logger("vwmerge")
-
-#: glibc mallopt parameters: the size from which malloc maps fresh pages, and the free heap top it
-#: keeps instead of returning to the OS.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-
-@functools.cache
-def _reuse_freed_memory() -> None:
-    """Let glibc keep freed blocks for reuse instead of unmapping them.
-
-    A merge allocates the same large temporaries for every input; by default glibc maps each one
-    afresh and the kernel zero-fills its pages again on first touch, which on virtual machines
-    costs as much as the arithmetic (docs/scale.md). Kept, they are reused untouched-by-the-kernel;
-    the process's peak memory is unchanged, freed memory is just not handed back until exit.
-    """
-    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(1 << 30))
-        libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(2**31 - 1))
-
 
 PathLike = str | os.PathLike[str]
 
@@ -151,7 +125,6 @@ def merge_files(
     if ex.parallel and reg is not default_registry():
         raise MergeError("a custom plugin registry works only with the sequential local executor")
     bar = Progress.resolve(progress)
-    _reuse_freed_memory()
 
     start = time.perf_counter()
     inputs = _scan(sources, base_source, weights, normalize, vw_options, reg)

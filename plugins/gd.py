@@ -12,7 +12,7 @@ docs/merge-semantics.md) and differ, deliberately, where it is not:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -431,6 +431,8 @@ def _rows_mode(weights: ModelWeights, resume: bool, columns: tuple[str, ...]) ->
 class GdPartial:
     """Some inputs merged: their row sums and the per-input facts the final state needs.
 
+    A partial of one input holds its ``rows`` (index, values; views of its mapped file): they are
+    summed into the accumulators, a block at a time, when the partial is combined or finalized.
     ``sums`` accumulators per mode: ``weighted`` Σwᵢθᵢ per column (float64); ``simple`` Σ
     f32(pᵢθᵢ) per column (float32, exact) or Σpᵢθᵢ (float64); ``adaptive`` exact pass 0: A = Σaᵢ
     (float32, VW's order), exact pass 1: Σ f32(θᵢ·aᵢ/A) per column; associative: A, Σaᵢθᵢ per
@@ -442,7 +444,9 @@ class GdPartial:
     onlines: tuple[tuple[int, OnlineState], ...]
     pending: bool
     columns: tuple[str, ...]
-    sums: RowSums
+    bits: int
+    sums: RowSums | None
+    rows: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _unscaled_columns(columns: tuple[str, ...]) -> list[int]:
@@ -450,8 +454,18 @@ def _unscaled_columns(columns: tuple[str, ...]) -> list[int]:
     return [j for j, c in enumerate(columns) if c not in ("w", "adaptive")]
 
 
+def _sorted_rows(table: WeightTable) -> tuple[np.ndarray, np.ndarray]:
+    """Rows in ascending order, as they are when VW's dense writer wrote them (views, no copy);
+    --sparse_weights files are canonicalized (copies)."""
+    idx = table.index
+    if len(idx) < 2 or bool(np.all(idx[1:] > idx[:-1])):
+        return idx, table.values
+    canon = table.canonical()
+    return canon.index, canon.values
+
+
 def _vw_adaptive_scaled(values: np.ndarray, ai: int, totals: np.ndarray) -> np.ndarray:
-    """One input's contribution on VW's adaptive path (§9.3), columns × rows, in float32."""
+    """Rows' contributions on VW's adaptive path (§9.3), columns × rows, float32."""
     out = np.ascontiguousarray(values.T, dtype=np.float32)
     ok = totals > 0
     all_ok = bool(ok.all())
@@ -466,7 +480,7 @@ def _vw_adaptive_scaled(values: np.ndarray, ai: int, totals: np.ndarray) -> np.n
     return out
 
 
-def _weighted_columns(values: np.ndarray, factor: Any, dtype: Any) -> np.ndarray:
+def _scaled_columns(values: np.ndarray, factor: Any, dtype: Any) -> np.ndarray:
     """factor·θ for every column, columns × rows, computed in ``dtype``."""
     out = np.empty((values.shape[1], len(values)), dtype)
     np.multiply(values.T, factor, out=out, dtype=dtype)
@@ -484,6 +498,39 @@ def _adaptive_statistics(values: np.ndarray, ai: int, columns: tuple[str, ...]) 
     for n, j in enumerate(unscaled):
         stats[1 + k + n] = values[:, j]
     return stats
+
+
+Contribution = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _contribution(partial: GdPartial, context: PartialContext) -> tuple[Contribution, int, Any]:
+    """What input ``partial.first`` adds to the accumulators: (function of a block of its rows,
+    number of accumulators, their dtype). The same decisions as vwmerge_merge, per input."""
+    columns, k, w = partial.columns, len(partial.columns), context.weights
+    ai = columns.index("adaptive") if "adaptive" in columns else -1
+    mode = _rows_mode(w, partial.resume, columns)
+    if mode == "weighted":
+        factor = float(w.values[partial.first])
+        return (lambda _, v: _scaled_columns(v, factor, np.float64)), k, np.float64
+    if mode == "simple":  # VW's float32 weights; exactly: f32(θ·p) in float32
+        dtype, p = (np.float32 if context.exact else np.float64), w.vw_f32[partial.first]
+        return (lambda _, v: _scaled_columns(v, p, dtype)), k, dtype
+    if not context.exact:
+        m = 1 + k + len(_unscaled_columns(columns))
+        return (lambda _, v: _adaptive_statistics(v, ai, columns)), m, np.float64
+    if context.pass_index == 0:
+        return (lambda _, v: v[:, ai][None, :]), 1, np.float32
+    totals: RowSums = context.prior
+    return (lambda r, v: _vw_adaptive_scaled(v, ai, totals.lookup(r))), k, np.float32
+
+
+def _summed(partial: GdPartial, context: PartialContext) -> tuple[RowSums, bool]:
+    """The partial's accumulators, and whether they were made here (so may be updated in place)."""
+    if partial.sums is not None:
+        return partial.sums, False
+    assert partial.rows is not None
+    fn, m, dtype = _contribution(partial, context)
+    return RowSums.empty(partial.bits, m, dtype).accumulate(*partial.rows, fn, in_place=True), True
 
 
 def _adaptive_final(columns: tuple[str, ...]) -> Any:
@@ -508,27 +555,10 @@ def _adaptive_final(columns: tuple[str, ...]) -> Any:
 def vwmerge_merge_partial(
     reduction: StackEntry, state: GdState, weight: float, index: int, context: PartialContext
 ) -> GdPartial:
-    table = trunc_materialize(state.table, state.online).canonical()
-    columns, values = table.columns, table.values
-    mode = _rows_mode(context.weights, state.resume, columns)
-    exact = context.exact
-    if mode == "weighted":
-        stats, dtype = _weighted_columns(values, weight, np.float64), np.float64
-    elif mode == "simple":  # VW's float32 weights; exactly: f32(θ·p) in float32
-        dtype = np.float32 if exact else np.float64
-        stats = _weighted_columns(values, context.weights.vw_f32[index], dtype)
-    elif not exact:
-        stats, dtype = _adaptive_statistics(values, columns.index("adaptive"), columns), np.float64
-    elif context.pass_index == 0:
-        stats, dtype = values[:, columns.index("adaptive")][None, :], np.float32
-    else:
-        totals = context.prior.lookup(table.index)
-        stats, dtype = _vw_adaptive_scaled(values, columns.index("adaptive"), totals), np.float32
+    table = trunc_materialize(state.table, state.online)
     online = ((index, state.online),) if state.online is not None else ()
     pending = state.online is not None and state.online.pending_truncation
-    return GdPartial(
-        state.resume, index, online, pending, columns, RowSums.from_rows(table.bits, table.index, stats, dtype)
-    )
+    return GdPartial(state.resume, index, online, pending, table.columns, table.bits, None, _sorted_rows(table))
 
 
 @hookimpl
@@ -537,26 +567,30 @@ def vwmerge_merge_combine(
 ) -> GdPartial:
     if left.resume != right.resume:
         raise _resume_mismatch(right.first, right.resume, left.first, context)
+    sums, fresh = _summed(left, context)
+    if right.rows is not None:
+        fn, _, _ = _contribution(right, context)
+        sums = sums.accumulate(*right.rows, fn, in_place=fresh or context.in_place)
+    else:
+        assert right.sums is not None
+        sums = sums.combine(right.sums, in_place=fresh or context.in_place)
     return GdPartial(
-        left.resume,
-        min(left.first, right.first),
-        left.onlines + right.onlines,
-        left.pending or right.pending,
-        left.columns,
-        left.sums.combine(right.sums, in_place=context.in_place),
-    )
+        left.resume, min(left.first, right.first), left.onlines + right.onlines, left.pending or right.pending,
+        left.columns, left.bits, sums,
+    )  # fmt: skip
 
 
 @hookimpl
 def vwmerge_merge_finalize(reduction: StackEntry, partial: GdPartial, context: PartialContext) -> GdState | NextPass:
+    sums, _ = _summed(partial, context)
     mode = _rows_mode(context.weights, partial.resume, partial.columns)
     if mode == "adaptive" and context.exact and context.pass_index == 0:
-        return NextPass(partial.sums)  # pass 1 scales each input by these float32 totals A
+        return NextPass(sums)  # pass 1 scales each input by these float32 totals A
     final = _adaptive_final(partial.columns) if mode == "adaptive" and not context.exact else np.asarray
-    index, values = partial.sums.finish(final, len(partial.columns))
+    table = sums.finish(final, partial.columns)
     if partial.pending:
         context.warn(reduction, TRUNCATION_APPLIED)
     online = None
     if partial.resume:
         online = merge_online([o for _, o in sorted(partial.onlines, key=lambda item: item[0])])
-    return GdState(partial.resume, online, WeightTable(index, values, partial.sums.bits, partial.columns))
+    return GdState(partial.resume, online, table)

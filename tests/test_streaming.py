@@ -127,8 +127,15 @@ def test_high_bit_sparse_merges_load_in_vw(models: Models, tmp_path: Path, bits:
     assert np.corrcoef(ours, theirs)[0, 1] > 0.5  # a merge of models of the same task predicts alike
 
 
-def test_streaming_holds_one_input_at_a_time(models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Structural memory check: count the inputs whose rows are alive while the merge runs."""
+def test_streaming_never_holds_more_than_two_inputs(
+    models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Structural memory check: count the inputs whose rows are alive while the merge runs.
+
+    An input's partial result reads its mapped rows until it is combined into the running sum,
+    which happens before the next input is read, except for the first: it is summed when the
+    second arrives. So two inputs at most, whatever N.
+    """
     paths = _inputs(models, "")
     live: set[int] = set()
     peak = 0
@@ -148,7 +155,6 @@ def test_streaming_holds_one_input_at_a_time(models: Models, tmp_path: Path, mon
     merge_files(paths, tmp_path / "merged.model", progress=False)
     assert loads == 2 * len(paths)  # two passes (gd's exact adaptive path), each input read once per pass
     assert peak <= 2, f"{peak} inputs were alive at once"
-    assert peak == 1
 
 
 def test_a_base_learner_without_partial_hooks_falls_back_to_merging_in_memory(
@@ -211,10 +217,10 @@ def test_row_sums_fold_like_a_dense_float32_sum_in_order(bits: int, counts: tupl
         acc = part if acc is None else acc.combine(part, in_place=in_place)
         assert np.array_equal(part.sums, before)  # the right operand is never changed
     assert acc is not None
-    got_index, got_values = acc.finish(np.asarray, 2, chunk=7)
+    got = acc.finish(np.asarray, ("w", "a"), chunk=7)
     keep = np.flatnonzero(np.any(reference != 0, axis=0))
-    assert np.array_equal(got_index, keep.astype(np.uint64))
-    assert got_values.tobytes() == np.ascontiguousarray(reference[:, keep].T).tobytes()
+    assert np.array_equal(got.index, keep)
+    assert np.ascontiguousarray(got.values).tobytes() == np.ascontiguousarray(reference[:, keep].T).tobytes()
     assert acc.dense == (len(keep) * DENSE_FRACTION >= 1 << bits) or acc.dense
 
 
@@ -223,9 +229,9 @@ def test_row_sums_combine_in_any_grouping_within_float64_rounding() -> None:
     parts = [RowSums.from_rows(16, *_random_rows(rng, 16, c, 1), np.float64) for c in (900, 40000, 3, 20000)]
     left = parts[0].combine(parts[1]).combine(parts[2]).combine(parts[3])
     tree = parts[0].combine(parts[1]).combine(parts[2].combine(parts[3]))
-    a, b = left.finish(np.asarray, 1), tree.finish(np.asarray, 1)
-    assert np.array_equal(a[0], b[0])
-    np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
+    a, b = left.finish(np.asarray, ("w",)), tree.finish(np.asarray, ("w",))
+    assert np.array_equal(a.index, b.index)
+    np.testing.assert_allclose(a.values, b.values, rtol=1e-6)
 
 
 # --------------------------------------------------------------------------------------------
