@@ -86,6 +86,7 @@ class Registry:
             for spec in impl.function() or ():
                 self._declare(impl.plugin_name, spec)
         self._callers: dict[tuple[str, str], Any] = {}
+        self._stacks: dict[Options, tuple[StackEntry, ...]] = {}
 
     def distribution(self, plugin_name: str) -> tuple[str, str]:
         return self._dists.get(plugin_name, ("(registered at run time)", ""))
@@ -133,7 +134,12 @@ class Registry:
 
     # -- stack ------------------------------------------------------------------------------
     def derive_stack(self, options: Options, source: str) -> tuple[StackEntry, ...]:
-        """The enabled reductions, top of stack first, bottom learner last."""
+        """The enabled reductions, top of stack first, bottom learner last.
+
+        Remembered per options: a merge of N models loads models with the same options 2N times.
+        """
+        if options in self._stacks:
+            return self._stacks[options]
         known = set(CORE_OPTIONS)
         for spec in self.specs.values():
             known |= spec.known_options()
@@ -164,7 +170,8 @@ class Registry:
             entries.append(StackEntry(spec, self.owner[spec.name], width, above, i))
             if not spec.bottom:
                 above *= width
-        return tuple(entries)
+        self._stacks[options] = tuple(entries)
+        return self._stacks[options]
 
     # -- listing ----------------------------------------------------------------------------
     def plugins(self) -> list[PluginInfo]:
