@@ -64,8 +64,9 @@ def supports_partial(registry: Registry, entry: StackEntry) -> bool:
 def fold(registry: Registry, entry: StackEntry, context: PartialContext, inputs: Iterable[tuple[int, Any]]) -> Any:
     """Left fold of one pass: each ``(index, state)`` becomes a partial, combined in order.
 
-    A state is dropped as soon as its partial exists, so with a lazy ``inputs`` at most one
-    input is alive while the next one is read.
+    A state is dropped as soon as its partial exists and a partial as soon as it is combined,
+    so with a lazy ``inputs`` at most two inputs are alive (the first partial waits for the
+    second input), whatever their number.
     """
     acc = None
     for index, state in inputs:
