@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import vwmerge
+import vwmerge.fs
 from conftest import Models
 from streamcheck import assert_within_rounding
 from vwmerge.streaming import merge_files
@@ -84,8 +85,12 @@ def test_file_urls_in_and_out(client: Any, models: Models, tmp_path: Path) -> No
     assert_within_rounding(out, tmp_path / "dask.model", paths)
 
 
-def test_remote_protocol_urls(models: Models, tmp_path: Path) -> None:
-    """fsspec's in-memory file system stands in for s3://: inputs copied out, output written back."""
+def test_remote_protocol_urls(models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fsspec's in-memory file system stands in for s3://: inputs copied out, output written back.
+
+    The scan fetches a head of 64 bytes first, too short for the header: it must fetch more.
+    """
+    monkeypatch.setattr(vwmerge.fs, "HEAD_BYTES", 64)
     memory = fsspec.filesystem("memory")
     paths = _inputs(models, "", 3)
     urls = []
@@ -100,6 +105,13 @@ def test_remote_protocol_urls(models: Models, tmp_path: Path) -> None:
         assert [p for p in memory.ls("/vwmerge-test", detail=False) if "tmp" in p] == []
     finally:
         memory.rm("/vwmerge-test", recursive=True)
+
+
+def test_dask_without_a_scheduler_starts_a_local_cluster(models: Models, tmp_path: Path) -> None:
+    paths = _inputs(models, "--sgd", 4)
+    merge_files(paths, tmp_path / "seq.model", progress=False)
+    merge_files(paths, tmp_path / "dask.model", executor="dask", jobs=2, progress=False)
+    assert_within_rounding(tmp_path / "seq.model", tmp_path / "dask.model", paths)
 
 
 @pytest.fixture(scope="module")
