@@ -296,7 +296,7 @@ class MergePlan:
 
 def _model_plan(ws: Workspace, path: str) -> ModelPlan:
     count = ws.registry.call("vwmerge_example_count", ws.bottom, state=ws.states[-1])
-    return ModelPlan(path, os.path.getsize(path), ws.header.version_text, ws.header.bits, count)
+    return ModelPlan(path, fs.size(path), ws.header.version_text, ws.header.bits, count)
 
 
 def _weighting_text(mw: ModelWeights, request: MergeRequest) -> str:
@@ -362,10 +362,9 @@ def plan_merge(request: MergeRequest, *, registry: Registry | None = None) -> Me
         try:
             check_request(request)
             reg = reg or default_registry()
-            kw: dict[str, Any] = {"load_weights": False, "vw_options": request.vw_options, "registry": reg}
-            for p in request.inputs:
-                models.append(load(p, **kw))
-            base = load(request.base, **kw) if request.base else None
+            for p in request.inputs:  # paths or fsspec URLs, headers and sections only
+                models.append(fs.scan(p, vw_options=request.vw_options, registry=reg)[0])
+            base = fs.scan(request.base, vw_options=request.vw_options, registry=reg)[0] if request.base else None
             prep = prepare_merge(models, weights=request.weights, normalize=request.normalize, base=base, registry=reg)
             mw = prep.context.weights
             finish_merge(prep)

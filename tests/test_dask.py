@@ -144,3 +144,15 @@ def test_cli_reports_an_unreachable_scheduler(models: Models, tmp_path: Path) ->
     )  # fmt: skip
     assert run.returncode == 1
     assert "cannot reach the dask scheduler" in run.stderr
+
+
+def test_cli_dry_run_reads_urls(models: Models, tmp_path: Path) -> None:
+    paths = _inputs(models, "--cb_explore_adf", 2)
+    run = subprocess.run(
+        [sys.executable, "-m", "vwmerge", "check", "--json", *(p.resolve().as_uri() for p in paths)],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    plan = json.loads(run.stdout)
+    assert plan["ok"]
+    assert [m["size"] for m in plan["models"]] == [p.stat().st_size for p in paths]
