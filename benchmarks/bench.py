@@ -358,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for bits in map(int, a.bits.split(",")):
                 counts = [int(n) for n in (a.models_26 if bits == 26 else a.models).split(",")]
                 paths_all = generate(work, label, args, bits, max(counts), a.density)
+                os.sync()  # no write-back of the new models competing with the measurements
                 read_tp = read_throughput(paths_all)
                 read_tp_seen.append(read_tp)
                 for n in counts:
