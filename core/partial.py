@@ -9,8 +9,12 @@ of the inputs' rows, sparse or dense, whichever costs less.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import mmap
+import os
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import attrs
@@ -19,7 +23,7 @@ import numpy as np
 from .merging import MergeContext
 from .registry import Registry
 from .stack import StackEntry
-from .weights import WeightTable, union_sorted
+from .weights import WeightTable, row_dtype, union_sorted
 
 PARTIAL_HOOKS = ("vwmerge_merge_partial", "vwmerge_merge_combine", "vwmerge_merge_finalize")
 
@@ -109,6 +113,33 @@ def merge_in_memory(registry: Registry, entry: StackEntry, states: list[Any], co
 
 
 # --------------------------------------------------------------------------------------------
+@functools.cache
+def _threads() -> ThreadPoolExecutor | None:
+    """Threads for the blocks of one input (numpy releases the GIL in the row loops)."""
+    count = min(os.cpu_count() or 1, 4)
+    return ThreadPoolExecutor(count, thread_name_prefix="vwmerge") if count > 1 else None
+
+
+if hasattr(os, "register_at_fork"):  # a forked --jobs worker has none of its parent's threads
+    os.register_at_fork(after_in_child=_threads.cache_clear)
+
+
+#: Linux: anonymous memory mapped with its pages in place. Filling a large array page fault by
+#: page fault is several times slower on virtual machines (and numpy's huge-page advice makes
+#: each first touch wait for the kernel to compact memory).
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+
+
+def allocate(shape: int | tuple[int, ...], dtype: Any, *, zeroed: bool = True) -> np.ndarray:
+    """A new array, zero-filled unless ``zeroed`` is false, for the large accumulators and results."""
+    dt = np.dtype(dtype)
+    count = int(np.prod(shape))
+    if _POPULATE and count * dt.itemsize >= 1 << 24:
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _POPULATE  # anonymous pages are zero-filled
+        return np.frombuffer(mmap.mmap(-1, count * dt.itemsize, flags=flags), dt).reshape(shape)
+    return np.zeros(shape, dt) if zeroed else np.empty(shape, dt)
+
+
 def dense_pays(bits: int, rows: int) -> bool:
     """Whether rows covering ``rows`` of 2^bits positions are better kept dense."""
     return bits < 48 and rows * DENSE_FRACTION >= (1 << bits)
@@ -188,10 +219,19 @@ class RowSums:
             return self._densified().accumulate(index, values, contribution, in_place=True)
         if self.index is None:
             out = self if in_place else RowSums(self.bits, None, self.sums.copy())
-            for start in range(0, len(index), BLOCK):
+
+            def add_block(start: int) -> None:  # blocks hit disjoint rows: safe side by side
                 pos = _positions(index[start : start + BLOCK])
                 for j, col in enumerate(contribution(index[start : start + BLOCK], values[start : start + BLOCK])):
                     out.sums[j][pos] += col
+
+            starts = range(0, len(index), BLOCK)
+            pool = _threads()
+            if pool is None or len(starts) < 2:
+                for start in starts:
+                    add_block(start)
+            else:
+                list(pool.map(add_block, starts))
             return out
         added = np.ascontiguousarray(contribution(index, values), dtype=self.sums.dtype)
         return self.combine(RowSums(self.bits, np.array(index), added), in_place=in_place)
@@ -204,7 +244,7 @@ class RowSums:
 
     def _densified(self) -> RowSums:
         assert self.index is not None
-        sums = np.zeros((len(self.sums), 1 << self.bits), self.sums.dtype)
+        sums = allocate((len(self.sums), 1 << self.bits), self.sums.dtype)
         for start in range(0, len(self.index), BLOCK):
             pos = _positions(self.index[start : start + BLOCK])
             for j, col in enumerate(self.sums):
@@ -256,23 +296,23 @@ class RowSums:
 
         Keeps the rows with at least one value != 0 (NaN counts), the rows VW would write, in
         ascending order, laid out as in the file (so writing them is a plain copy). Works in
-        chunks; the result is reserved at full size but only the pages of rows kept are touched.
+        chunks: one pass counts the rows kept, the second fills an array of exactly that size.
         """
         n = self.rows
-        records = WeightTable.records(n, self.bits, columns)
-        count = 0
+
+        def chunk_values(start: int) -> tuple[np.ndarray, np.ndarray]:
+            vals = np.add(final(self.sums[:, start : start + chunk]), np.float32(0), dtype=np.float32)  # -0 → +0
+            return vals, np.any(vals != 0, axis=0)
+
+        count = sum(int(np.count_nonzero(chunk_values(start)[1])) for start in range(0, n, chunk))
+        records = allocate(count, row_dtype(self.bits, len(columns)), zeroed=False)
+        filled = 0
         for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
-            vals = np.add(final(self.sums[:, start:stop]), np.float32(0), dtype=np.float32)  # -0.0 → +0.0
-            present = np.any(vals != 0, axis=0)
-            if bool(present.all()):
-                rows = np.arange(start, stop) if self.index is None else self.index[start:stop]
-                kept = vals
-            else:
-                keep = np.flatnonzero(present)
-                rows = keep + start if self.index is None else self.index[start:stop][keep]
-                kept = vals[:, keep]
-            records["i"][count : count + len(rows)] = rows
-            records["v"][count : count + len(rows)] = kept.T
-            count += len(rows)
-        return WeightTable(records["i"][:count], records["v"][:count], self.bits, columns)
+            vals, present = chunk_values(start)
+            keep = slice(None) if bool(present.all()) else np.flatnonzero(present)
+            positions = np.arange(start, start + vals.shape[1])[keep]
+            rows = positions if self.index is None else self.index[positions]
+            records["i"][filled : filled + len(rows)] = rows
+            records["v"][filled : filled + len(rows)] = vals[:, keep].T
+            filled += len(rows)
+        return WeightTable(records["i"], records["v"], self.bits, columns)

@@ -74,8 +74,8 @@ class WeightTable:
     def write(self, w: Writer, chunk_rows: int = 1 << 20) -> None:
         """Rows in chunks, so a writer that streams to a file never holds a second full copy.
 
-        Rows that already lie in the file's layout (a mapped file's rows, or :meth:`records`)
-        are written as they are; others are assembled a chunk at a time.
+        Rows that already lie in the file's layout (a mapped file's rows, or the fields of one
+        :func:`row_dtype` array) are written as they are; others are assembled a chunk at a time.
         """
         dt = row_dtype(self.bits, self.k)
         rows = self._as_records(dt)
@@ -89,27 +89,25 @@ class WeightTable:
             out["v"] = self.values[start:stop]
             w.array(out)
 
-    @classmethod
-    def records(cls, count: int, bits: int, columns: tuple[str, ...]) -> np.ndarray:
-        """An uninitialized array of ``count`` rows in the file's layout; fill its ``"i"`` and
-        ``"v"`` fields and pass them to the constructor, and :meth:`write` dumps it as it is."""
-        return np.empty(count, row_dtype(bits, len(columns)))
-
     def _as_records(self, dt: np.dtype) -> np.ndarray | None:
         """The rows as one record array of dtype ``dt``, if index and values are its fields."""
-        rec = self.index.base
-        if not isinstance(rec, np.ndarray) or rec.dtype != dt or self.values.base is not rec:
-            return None
-        start = self.index.ctypes.data - rec.ctypes.data
+        idx, vals = self.index, self.values
+        base = idx.base
         if (
-            start % dt.itemsize
-            or self.index.strides != (dt.itemsize,)
-            or self.values.strides[0] != dt.itemsize
-            or self.values.ctypes.data - self.index.ctypes.data != dt.fields["v"][1]
+            base is None
+            or vals.base is not base
+            or idx.dtype != dt["i"]
+            or vals.dtype != dt["v"].base
+            or idx.strides != (dt.itemsize,)
+            or vals.strides != (dt.itemsize, vals.itemsize)
+            or vals.ctypes.data - idx.ctypes.data != dt.fields["v"][1]
         ):
             return None
-        first = start // dt.itemsize
-        return rec[first : first + len(self)]
+        memory = np.frombuffer(base, np.uint8)
+        offset = idx.ctypes.data - memory.ctypes.data
+        if offset < 0 or offset + len(self) * dt.itemsize > memory.nbytes:
+            return None
+        return np.ndarray((len(self),), dt, buffer=memory, offset=offset)
 
     def canonical(self) -> WeightTable:
         """Ascending unique indices; for a duplicate index the later row wins (as in VW)."""

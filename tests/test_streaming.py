@@ -16,6 +16,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 import vwmerge
@@ -23,11 +24,13 @@ import vwtrain
 from conftest import Models
 from streamcheck import assert_within_rounding
 from vwmerge import executors, hookimpl
-from vwmerge.partial import DENSE_FRACTION, RowSums
+from vwmerge.binio import Writer
+from vwmerge.partial import DENSE_FRACTION, RowSums, allocate
 from vwmerge.plugins import cb_adf
 from vwmerge.progress import Progress
 from vwmerge.registry import Registry, make_plugin_manager
 from vwmerge.streaming import merge_files
+from vwmerge.weights import row_dtype
 
 #: Five inputs with different data and example counts, so weights and rows differ.
 SEEDS = (21, 22, 23, 24, 25)
@@ -284,3 +287,41 @@ def test_progress_bar_only_on_a_terminal_and_never_when_quiet() -> None:
             advance(40)
         assert ("merging 2 models" in stream.getvalue()) == shown
         assert ("100%" in stream.getvalue()) == shown
+
+
+def test_large_results_are_mapped_at_once_and_written_as_they_lie() -> None:
+    """The >= 16 MiB path of ``allocate`` (zeroed, writable) and the straight write of its rows."""
+    dt = row_dtype(24, 3)
+    zeros = allocate((2, 1 << 22), np.float32)
+    assert zeros.shape == (2, 1 << 22) and not zeros.any() and zeros.flags.writeable
+    records = allocate(1 << 21, dt, zeroed=False)
+    records["i"] = np.arange(1 << 21)
+    records["v"] = np.arange(3 << 21, dtype=np.float32).reshape(-1, 3)
+    table = vwmerge.WeightTable(records["i"][5:], records["v"][5:], 24, ("w", "adaptive", "normalized"))
+    straight, assembled = Writer(), Writer()
+    table.write(straight)
+    vwmerge.WeightTable(np.array(table.index), np.array(table.values), 24, table.columns).write(assembled)
+    assert straight.getvalue() == assembled.getvalue() == records[5:].tobytes()
+
+
+def test_jobs_after_a_sequential_merge_in_the_same_process(models: Models, tmp_path: Path) -> None:
+    """Models of more than one block of rows: the forked workers use threads of their own
+    (threads do not survive fork), here after this process has used its own."""
+    template = vwmerge.load(models.train("-b 21", 41, 30))
+    state = template.states[-1]
+    paths = []
+    for seed in range(2):
+        rng = np.random.default_rng(seed)
+        index = np.flatnonzero(rng.random(1 << 21) < 0.6)
+        values = np.stack(
+            [rng.normal(0, 0.1, len(index)), rng.exponential(4.0, len(index)) + 0.01, rng.uniform(0.5, 2, len(index))],
+            axis=1,
+        ).astype(np.float32)
+        table = vwmerge.WeightTable(index.astype(np.uint32), values, 21, state.table.columns)
+        ws = attrs.evolve(template, states=(*template.states[:-1], attrs.evolve(state, table=table)))
+        paths.append(tmp_path / f"big{seed}.model")
+        ws.save(paths[-1])
+    merge_files(paths, tmp_path / "seq.model", progress=False)
+    merge_files(paths, tmp_path / "par.model", jobs=2, progress=False)
+    assert_within_rounding(tmp_path / "seq.model", tmp_path / "par.model", paths)
+    assert (tmp_path / "seq.model").read_bytes() == vwmerge.merge([vwmerge.load(p) for p in paths]).to_bytes()
