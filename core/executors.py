@@ -23,8 +23,8 @@ import contextlib
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Protocol
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
@@ -38,6 +38,8 @@ from .progress import Advance, Progress
 from .registry import Registry, default_registry
 from .stack import ModelInfo, StackEntry
 from .workspace import Workspace, load
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -103,11 +105,8 @@ class StreamPlan:
     def states(
         self, registry: Registry, indices: Iterable[int], context: PartialContext, advance: Advance | None = None
     ) -> Iterator[tuple[int, Any]]:
-        """Input states one at a time (deltas from the base in base mode), each read when asked for.
-
-        The previous input is released before the next is read: at most one input's rows are
-        mapped at a time (plus the base's in base mode).
-        """
+        """Input states one at a time (deltas from the base in base mode), each read when asked for
+        (this generator keeps no state it has handed out once the next is asked for)."""
         entry = self.stack_entry(context)
         base = self._state(self.base, registry) if self.base is not None else None
         for i in indices:
@@ -118,6 +117,30 @@ class StreamPlan:
             del state
             if advance is not None:
                 advance(self.sizes[i])
+
+
+_END = object()
+
+
+def read_ahead(items: Iterable[T], start: int = 2) -> Iterator[T]:
+    """``items``, reading the next one in a background thread while the current one is used.
+
+    Reading (mapping, parsing and checking a model) then overlaps the arithmetic. It starts with
+    the ``start``-th item: a fold keeps its first partial, with its input, until the second has
+    arrived, and reading a third then would hold three inputs at once.
+    """
+    source = iter(items)
+    with ThreadPoolExecutor(1, thread_name_prefix="vwmerge-read") as reader:
+        pending: Future[Any] | None = None
+        handed = 0
+        while True:
+            item = pending.result() if pending is not None else next(source, _END)
+            if item is _END:
+                return
+            handed += 1
+            pending = reader.submit(next, source, _END) if handed > start else None
+            yield item
+            del item
 
 
 def split(count: int, groups: int) -> list[tuple[int, ...]]:
@@ -133,7 +156,7 @@ def fold_group(plan: StreamPlan, indices: Sequence[int], pass_index: int, prior:
     """The partial result of a contiguous group of inputs, folded in order."""
     registry = default_registry()
     ctx = plan.context(registry, pass_index=pass_index, prior=prior, in_place=True)
-    return fold(registry, plan.stack_entry(ctx), ctx, plan.states(registry, indices, ctx))
+    return fold(registry, plan.stack_entry(ctx), ctx, read_ahead(plan.states(registry, indices, ctx)))
 
 
 def combine_pair(plan: StreamPlan, left: Any, right: Any, pass_index: int, prior: Any) -> Any:
@@ -182,7 +205,7 @@ def _counted_passes(plan: StreamPlan, ctx: PartialContext, one_pass: Callable[[P
 
 
 class LocalExecutor:
-    """Sequential, in this process, inputs in order: the exact merge, one input in memory."""
+    """Sequential, in this process, inputs in order: the exact merge, two inputs mapped at most."""
 
     name = "local"
     parallel = False
@@ -193,7 +216,7 @@ class LocalExecutor:
 
         def one_pass(c: PartialContext) -> Any:
             with progress.task(_label(plan, c), sum(plan.sizes)) as advance:
-                acc = fold(registry, entry, c, plan.states(registry, range(plan.count), c, advance))
+                acc = fold(registry, entry, c, read_ahead(plan.states(registry, range(plan.count), c, advance)))
             return finalize(registry, entry, acc, c)
 
         return _counted_passes(plan, ctx, one_pass)

@@ -80,6 +80,7 @@ def fold(registry: Registry, entry: StackEntry, context: PartialContext, inputs:
         )  # fmt: skip
         del state
         acc = part if acc is None else combine(registry, entry, acc, part, context)
+        del part  # combined: its input may go before the next is read
     return acc
 
 
@@ -130,14 +131,19 @@ if hasattr(os, "register_at_fork"):  # a forked --jobs worker has none of its pa
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
 
-def allocate(shape: int | tuple[int, ...], dtype: Any, *, zeroed: bool = True) -> np.ndarray:
-    """A new array, zero-filled unless ``zeroed`` is false, for the large accumulators and results."""
+def allocate(shape: int | tuple[int, ...], dtype: Any, *, populate: bool = True) -> np.ndarray:
+    """A new zero-filled array for the large accumulators and results.
+
+    On Linux, from 16 MiB on, anonymous memory: mapped at once (``populate``), or page by page
+    as it is first written, but without the huge-page compaction stalls numpy's own allocations
+    can hit; either way only the pages written count towards the process's memory.
+    """
     dt = np.dtype(dtype)
-    count = int(np.prod(shape))
-    if _POPULATE and count * dt.itemsize >= 1 << 24:
-        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _POPULATE  # anonymous pages are zero-filled
-        return np.frombuffer(mmap.mmap(-1, count * dt.itemsize, flags=flags), dt).reshape(shape)
-    return np.zeros(shape, dt) if zeroed else np.empty(shape, dt)
+    nbytes = int(np.prod(shape)) * dt.itemsize
+    if not _POPULATE or nbytes < 1 << 24:
+        return np.zeros(shape, dt)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | (_POPULATE if populate else 0)  # zero-filled pages
+    return np.frombuffer(mmap.mmap(-1, nbytes, flags=flags), dt).reshape(shape)
 
 
 def dense_pays(bits: int, rows: int) -> bool:
@@ -296,23 +302,18 @@ class RowSums:
 
         Keeps the rows with at least one value != 0 (NaN counts), the rows VW would write, in
         ascending order, laid out as in the file (so writing them is a plain copy). Works in
-        chunks: one pass counts the rows kept, the second fills an array of exactly that size.
+        chunks; the result is reserved for every row but only the pages of rows kept are touched.
         """
         n = self.rows
-
-        def chunk_values(start: int) -> tuple[np.ndarray, np.ndarray]:
-            vals = np.add(final(self.sums[:, start : start + chunk]), np.float32(0), dtype=np.float32)  # -0 → +0
-            return vals, np.any(vals != 0, axis=0)
-
-        count = sum(int(np.count_nonzero(chunk_values(start)[1])) for start in range(0, n, chunk))
-        records = allocate(count, row_dtype(self.bits, len(columns)), zeroed=False)
-        filled = 0
+        records = allocate(n, row_dtype(self.bits, len(columns)), populate=False)
+        count = 0
         for start in range(0, n, chunk):
-            vals, present = chunk_values(start)
+            vals = np.add(final(self.sums[:, start : start + chunk]), np.float32(0), dtype=np.float32)  # -0 → +0
+            present = np.any(vals != 0, axis=0)
             keep = slice(None) if bool(present.all()) else np.flatnonzero(present)
             positions = np.arange(start, start + vals.shape[1])[keep]
             rows = positions if self.index is None else self.index[positions]
-            records["i"][filled : filled + len(rows)] = rows
-            records["v"][filled : filled + len(rows)] = vals[:, keep].T
-            filled += len(rows)
-        return WeightTable(records["i"], records["v"], self.bits, columns)
+            records["i"][count : count + len(rows)] = rows
+            records["v"][count : count + len(rows)] = vals[:, keep].T
+            count += len(rows)
+        return WeightTable(records["i"][:count], records["v"][:count], self.bits, columns)

@@ -43,7 +43,6 @@ class _Inputs:
 
     sources: tuple[str, ...]
     sizes: tuple[int, ...]
-    base: str | None
     base_size: int
     heads: int
     prep: PreparedMerge
@@ -60,8 +59,13 @@ def _scan(
     normalize: bool,
     vw_options: str | None,
     registry: Registry,
+    progress: Progress,
 ) -> _Inputs:
-    scanned = [fs.scan(s, vw_options=vw_options, registry=registry) for s in sources]
+    scanned = []
+    with progress.task(f"reading {len(sources)} models", len(sources)) as advance:
+        for source in sources:
+            scanned.append(fs.scan(source, vw_options=vw_options, registry=registry))
+            advance(1)
     base_scan = fs.scan(base, vw_options=vw_options, registry=registry) if base is not None else None
     prep = prepare_merge(
         [ws for ws, _ in scanned], weights=weights, normalize=normalize,
@@ -69,7 +73,7 @@ def _scan(
     )  # fmt: skip
     heads = sum(n for _, n in scanned) + (base_scan[1] if base_scan else 0)
     sizes = tuple(fs.size(s) for s in sources)
-    return _Inputs(tuple(sources), sizes, base, fs.size(base) if base else 0, heads, prep)
+    return _Inputs(tuple(sources), sizes, fs.size(base) if base else 0, heads, prep)
 
 
 def _all_at_once(
@@ -85,8 +89,8 @@ def _all_at_once(
     reg = prep.context.registry
     states = []
     for source in inputs.sources:
-        state = load(stack.enter_context(fs.mapped(source)), vw_options=vw_options, registry=reg, name=source)
-        st = state.states[k]
+        ws = load(stack.enter_context(fs.mapped(source)), vw_options=vw_options, registry=reg, name=source)
+        st = ws.states[k]
         if full_base is not None and prep.additive[k]:
             st = reg.call("vwmerge_subtract", entry, state=st, base=full_base.states[k], context=prep.context)
         states.append(st)
@@ -127,7 +131,7 @@ def merge_files(
     bar = Progress.resolve(progress)
 
     start = time.perf_counter()
-    inputs = _scan(sources, base_source, weights, normalize, vw_options, reg)
+    inputs = _scan(sources, base_source, weights, normalize, vw_options, reg, bar)
     prep = inputs.prep
     load_phase = Phase("load", time.perf_counter() - start, bytes_read=inputs.heads)
 

@@ -290,11 +290,11 @@ def test_progress_bar_only_on_a_terminal_and_never_when_quiet() -> None:
 
 
 def test_large_results_are_mapped_at_once_and_written_as_they_lie() -> None:
-    """The >= 16 MiB path of ``allocate`` (zeroed, writable) and the straight write of its rows."""
+    """The >= 16 MiB paths of ``allocate`` (zero-filled, writable) and the straight write of its rows."""
     dt = row_dtype(24, 3)
     zeros = allocate((2, 1 << 22), np.float32)
     assert zeros.shape == (2, 1 << 22) and not zeros.any() and zeros.flags.writeable
-    records = allocate(1 << 21, dt, zeroed=False)
+    records = allocate(1 << 21, dt, populate=False)
     records["i"] = np.arange(1 << 21)
     records["v"] = np.arange(3 << 21, dtype=np.float32).reshape(-1, 3)
     table = vwmerge.WeightTable(records["i"][5:], records["v"][5:], 24, ("w", "adaptive", "normalized"))
