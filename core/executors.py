@@ -193,7 +193,7 @@ def _label(plan: StreamPlan, ctx: PartialContext) -> str:
     return f"merging {plan.count} models" + (f" (pass {ctx.pass_index + 1})" if ctx.pass_index else "")
 
 
-def _counted_passes(plan: StreamPlan, ctx: PartialContext, one_pass: Callable[[PartialContext], Any]) -> Streamed:
+def _counted_passes(ctx: PartialContext, one_pass: Callable[[PartialContext], Any]) -> Streamed:
     passes = 0
 
     def counted(c: PartialContext) -> Any:
@@ -219,7 +219,7 @@ class LocalExecutor:
                 acc = fold(registry, entry, c, read_ahead(plan.states(registry, range(plan.count), c, advance)))
             return finalize(registry, entry, acc, c)
 
-        return _counted_passes(plan, ctx, one_pass)
+        return _counted_passes(ctx, one_pass)
 
 
 def _mp_context() -> Any:
@@ -257,7 +257,7 @@ class ProcessExecutor:
                     acc = part if acc is None else combine(registry, entry, acc, part, c)
             return finalize(registry, entry, acc, c)
 
-        return _counted_passes(plan, ctx, one_pass)
+        return _counted_passes(ctx, one_pass)
 
 
 class DaskExecutor:
@@ -314,15 +314,16 @@ class DaskExecutor:
                 with progress.task(_label(plan, c), sum(plan.sizes)) as advance:
                     sizes = {f.key: sum(plan.sizes[i] for i in g) for f, g in zip(level, groups, strict=True)}
                     for done in distributed.as_completed(level):
-                        done.result()  # raises the worker's error here, with its message
-                        advance(sizes[done.key])
+                        if done.status == "error":
+                            done.result()  # raises the worker's error here, with its message
+                        advance(sizes[done.key])  # (the partials themselves stay on the cluster)
                 while len(level) > 1:  # a tree: neighbours combined, so input order is kept
                     pairs = zip(level[::2], level[1::2], strict=False)
                     nxt = [client.submit(combine_pair, shared, a, b, *args, pure=False) for a, b in pairs]
                     level = nxt + ([level[-1]] if len(level) % 2 else [])
                 return client.submit(finalize_partial, shared, level[0], *args, pure=False).result()
 
-            return _counted_passes(plan, ctx, one_pass)
+            return _counted_passes(ctx, one_pass)
 
 
 def resolve(executor: str | Executor | None, *, jobs: int = 1, scheduler: Any = None) -> Executor:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .binio import Writer
-from .errors import MergeError, VWMergeError
+from .errors import MergeError, ModelFormatError, VWMergeError
 from .registry import Registry
 from .workspace import Workspace, load
 
@@ -87,8 +87,9 @@ def _map_populated(path: str, label: str) -> memoryview | str:
 def mapped(target: str) -> Iterator[str | memoryview]:
     """Something :func:`vwmerge.load` reads without holding the file in memory.
 
-    A local path is returned as is (``load`` maps it). A remote file is copied into an anonymous
-    temporary file (removed when the mapping goes) and the mapping is returned.
+    A local file is mapped with its pages in place (Linux; elsewhere its path is returned and
+    ``load`` maps it). A remote file is copied into an anonymous temporary file (gone when the
+    mapping goes) and mapped.
     """
     local = local_path(target)
     if local is not None:
@@ -126,8 +127,14 @@ def scan(target: str, *, vw_options: str | None = None, registry: Registry | Non
     while True:
         buf = mmap.mmap(-1, max(total, 1))
         buf[:head] = fs.cat_file(path, start=0, end=head)
-        ws = load(memoryview(buf), load_weights=False, vw_options=vw_options, registry=registry, name=target)
-        used = len(ws.to_bytes())
+        try:
+            ws = load(memoryview(buf), load_weights=False, vw_options=vw_options, registry=registry, name=target)
+        except ModelFormatError:
+            if head >= total:
+                raise
+            head = min(total, head * 16)  # the parse ran into the zeros past the head
+            continue
+        used = len(ws.to_bytes())  # what the parse consumed: within the head, it never saw a zero
         if used <= head:
             return ws, used
         head = min(total, head * 16)
