@@ -20,8 +20,10 @@ each worker from the installed entry points) and no open file.
 from __future__ import annotations
 
 import contextlib
+import glob
 import multiprocessing
 import os
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -33,7 +35,7 @@ from .errors import MergeError, VWMergeError
 from .header import Header
 from .merging import ModelWeights
 from .options import Options
-from .partial import PartialContext, combine, finalize, fold, run_passes
+from .partial import PartialContext, combine, finalize, fold, run_passes, share_large_arrays
 from .progress import Advance, Progress
 from .registry import Registry, default_registry
 from .stack import ModelInfo, StackEntry
@@ -159,6 +161,17 @@ def fold_group(plan: StreamPlan, indices: Sequence[int], pass_index: int, prior:
     return fold(registry, plan.stack_entry(ctx), ctx, read_ahead(plan.states(registry, indices, ctx)))
 
 
+def fold_group_sharing(plan: StreamPlan, indices: Sequence[int], pass_index: int, prior: Any, prefix: str) -> Any:
+    """:func:`fold_group` in a ``--jobs`` worker process: its large arrays live in files in a RAM
+    file system, so its result reaches the parent as file names (a pipe copies many times slower)."""
+    share_large_arrays(_SHARE_DIR, prefix)
+    return fold_group(plan, indices, pass_index, prior)
+
+
+#: A RAM file system for the partial results --jobs workers hand over.
+_SHARE_DIR = "/dev/shm"
+
+
 def combine_pair(plan: StreamPlan, left: Any, right: Any, pass_index: int, prior: Any) -> Any:
     """Two partial results combined; never in place (a dask result may be read again)."""
     registry = default_registry()
@@ -243,6 +256,8 @@ class ProcessExecutor:
         ctx = plan.context(registry, in_place=True)
         entry = plan.stack_entry(ctx)
         groups = split(plan.count, self.jobs)
+        shared = os.access(_SHARE_DIR, os.W_OK)
+        prefix = f"vwmerge-{os.getpid()}-{uuid.uuid4().hex[:8]}-"
 
         def one_pass(c: PartialContext) -> Any:
             acc = None
@@ -250,14 +265,21 @@ class ProcessExecutor:
                 progress.task(_label(plan, c), sum(plan.sizes)) as advance,
                 ProcessPoolExecutor(max_workers=len(groups), mp_context=_mp_context()) as pool,
             ):
-                futures = [pool.submit(fold_group, plan, g, c.pass_index, c.prior) for g in groups]
+                args = (c.pass_index, c.prior, prefix)
+                futures = [pool.submit(fold_group_sharing, plan, g, *args) if shared else
+                           pool.submit(fold_group, plan, g, *args[:2]) for g in groups]  # fmt: skip
                 for group, future in zip(groups, futures, strict=True):
                     part = future.result()
                     advance(sum(plan.sizes[i] for i in group))
                     acc = part if acc is None else combine(registry, entry, acc, part, c)
             return finalize(registry, entry, acc, c)
 
-        return _counted_passes(ctx, one_pass)
+        try:
+            return _counted_passes(ctx, one_pass)
+        finally:  # files a failed worker or an error left behind
+            for leftover in glob.glob(os.path.join(_SHARE_DIR, glob.escape(prefix) + "*")):
+                with contextlib.suppress(OSError):
+                    os.unlink(leftover)
 
 
 class DaskExecutor:

@@ -13,6 +13,7 @@ import functools
 import itertools
 import mmap
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -131,19 +132,72 @@ if hasattr(os, "register_at_fork"):  # a forked --jobs worker has none of its pa
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
 
+class _SharedFile(mmap.mmap):
+    """Memory backed by a file in a RAM file system (``path``): an accumulator a ``--jobs`` worker
+    builds there reaches the parent process as that path, not as a copy of its bytes."""
+
+    path = ""
+
+
+#: Set in ``--jobs`` worker processes (:func:`share_large_arrays`): (directory, name prefix).
+_SHARED: tuple[str, str] | None = None
+
+
+def share_large_arrays(directory: str, prefix: str) -> None:
+    """In this process, put large new arrays in files ``directory/prefix*`` (see RowSums pickling)."""
+    global _SHARED
+    _SHARED = (directory, prefix)
+
+
 def allocate(shape: int | tuple[int, ...], dtype: Any, *, populate: bool = True) -> np.ndarray:
     """A new zero-filled array for the large accumulators and results.
 
     On Linux, from 16 MiB on, anonymous memory: mapped at once (``populate``), or page by page
     as it is first written, but without the huge-page compaction stalls numpy's own allocations
-    can hit; either way only the pages written count towards the process's memory.
+    can hit; either way only the pages written count towards the process's memory. In a
+    ``--jobs`` worker, a file in a RAM file system instead (:func:`share_large_arrays`).
     """
     dt = np.dtype(dtype)
     nbytes = int(np.prod(shape)) * dt.itemsize
     if not _POPULATE or nbytes < 1 << 24:
         return np.zeros(shape, dt)
-    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | (_POPULATE if populate else 0)  # zero-filled pages
+    populate_flag = _POPULATE if populate else 0
+    if _SHARED is not None:
+        fd, path = tempfile.mkstemp(prefix=_SHARED[1], dir=_SHARED[0])
+        try:
+            os.ftruncate(fd, nbytes)  # a new file reads as zeros
+            shared = _SharedFile(fd, nbytes, flags=mmap.MAP_SHARED | populate_flag)
+        finally:
+            os.close(fd)
+        shared.path = path
+        return np.frombuffer(shared, dt).reshape(shape)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate_flag  # zero-filled pages
     return np.frombuffer(mmap.mmap(-1, nbytes, flags=flags), dt).reshape(shape)
+
+
+def _shared_file(array: np.ndarray) -> _SharedFile | None:
+    owner = array.base
+    while isinstance(owner, np.ndarray):
+        owner = owner.base
+    if isinstance(owner, memoryview):  # np.frombuffer keeps the mapping behind a memoryview
+        owner = owner.obj
+    if isinstance(owner, _SharedFile) and array.flags.c_contiguous and array.nbytes == len(owner):
+        return owner
+    return None
+
+
+def _attach(path: str, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """The array a worker left in ``path``, mapped (not copied); the file goes once mapped."""
+    try:
+        with open(path, "r+b") as f:
+            shared = mmap.mmap(f.fileno(), 0)
+    finally:
+        os.unlink(path)
+    return np.frombuffer(shared, np.dtype(dtype)).reshape(shape)
+
+
+def _row_sums_from_file(bits: int, index: np.ndarray | None, path: str, shape: tuple[int, ...], dtype: str) -> RowSums:
+    return RowSums(bits, index, _attach(path, shape, dtype))
 
 
 def dense_pays(bits: int, rows: int) -> bool:
@@ -176,6 +230,13 @@ class RowSums:
     bits: int
     index: np.ndarray | None
     sums: np.ndarray
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled sums that live in a shared file (a ``--jobs`` worker's) travel as its path."""
+        shared = _shared_file(self.sums)
+        if shared is not None:
+            return (_row_sums_from_file, (self.bits, self.index, shared.path, self.sums.shape, self.sums.dtype.str))
+        return (RowSums, (self.bits, self.index, self.sums))
 
     @property
     def dense(self) -> bool:

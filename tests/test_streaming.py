@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import subprocess
 import sys
 import weakref
@@ -23,7 +24,7 @@ import vwmerge
 import vwtrain
 from conftest import Models
 from streamcheck import assert_within_rounding
-from vwmerge import executors, hookimpl
+from vwmerge import executors, hookimpl, partial
 from vwmerge.binio import Writer
 from vwmerge.partial import DENSE_FRACTION, RowSums, allocate
 from vwmerge.plugins import cb_adf
@@ -322,6 +323,27 @@ def test_jobs_after_a_sequential_merge_in_the_same_process(models: Models, tmp_p
         paths.append(tmp_path / f"big{seed}.model")
         ws.save(paths[-1])
     merge_files(paths, tmp_path / "seq.model", progress=False)
+    before = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
     merge_files(paths, tmp_path / "par.model", jobs=2, progress=False)
     assert_within_rounding(tmp_path / "seq.model", tmp_path / "par.model", paths)
+    if os.path.isdir("/dev/shm"):  # the workers' shared partial results are all gone
+        assert not [f for f in set(os.listdir("/dev/shm")) - before if f.startswith("vwmerge-")]
     assert (tmp_path / "seq.model").read_bytes() == vwmerge.merge([vwmerge.load(p) for p in paths]).to_bytes()
+
+
+def test_a_workers_large_sums_reach_the_parent_as_a_shared_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pickled, row sums built in a RAM-file-backed array are the file's name; unpickled, the
+    file is mapped (same values, no copy made) and removed."""
+    monkeypatch.setattr(partial, "_SHARED", (str(tmp_path), "vwmerge-test-"))
+    sums = allocate((2, 1 << 22), np.float64)
+    sums[1, 12345] = 2.5
+    data = pickle.dumps(RowSums(22, None, sums))
+    assert len(data) < 4096 and len(os.listdir(tmp_path)) == 1
+    monkeypatch.setattr(partial, "_SHARED", None)
+    back = pickle.loads(data)
+    assert back.sums.shape == (2, 1 << 22) and back.sums[1, 12345] == 2.5 and back.sums.sum() == 2.5
+    assert os.listdir(tmp_path) == []
+    small = pickle.loads(pickle.dumps(RowSums(4, None, np.ones((1, 16)))))  # ordinary memory: the bytes
+    assert small.sums.sum() == 16
