@@ -32,6 +32,9 @@ class WeightTable:
     values: np.ndarray  #: float32, shape (rows, k)
     bits: int
     columns: tuple[str, ...]
+    #: True when ``index`` is known to be strictly ascending (checked while reading, where the
+    #: check also gives the largest index for free); False: unknown, check when it matters.
+    ascending: bool = attrs.field(default=False, kw_only=True)
 
     @property
     def k(self) -> int:
@@ -61,9 +64,11 @@ class WeightTable:
                 "its rows"
             )
         rows = r.view(dt, rest // dt.itemsize, "weight rows")
-        table = cls(rows["i"], rows["v"], bits, columns)
+        index = rows["i"]
+        ascending = _strictly_ascending(index)  # VW's dense writer writes rows in order
+        table = cls(index, rows["v"], bits, columns, ascending=ascending)
         if check and len(table) and bits < 64:
-            top = int(table.index.max())
+            top = int(index[-1] if ascending else index.max())
             if top >= (1 << bits):
                 raise r.fail(
                     f"corrupt weights: row index {top} is not below 2^{bits} = {1 << bits} "
@@ -112,11 +117,11 @@ class WeightTable:
     def canonical(self) -> WeightTable:
         """Ascending unique indices; for a duplicate index the later row wins (as in VW)."""
         idx = self.index
-        if len(idx) < 2 or bool(np.all(idx[1:] > idx[:-1])):
-            return WeightTable(idx.astype(np.uint64), np.asarray(self.values), self.bits, self.columns)
+        if self.ascending or _strictly_ascending(idx):
+            return WeightTable(idx.astype(np.uint64), np.asarray(self.values), self.bits, self.columns, ascending=True)
         rev = idx[::-1]
         uniq, first = np.unique(rev, return_index=True)
-        return WeightTable(uniq.astype(np.uint64), self.values[::-1][first], self.bits, self.columns)
+        return WeightTable(uniq.astype(np.uint64), self.values[::-1][first], self.bits, self.columns, ascending=True)
 
     def nonzero(self) -> WeightTable:
         """Only the rows VW would write: at least one value != 0 (NaN counts as non-zero)."""
@@ -146,6 +151,10 @@ class WeightTable:
                     "nonfinite": int(col.size - fin.size),
                 }
         return out
+
+
+def _strictly_ascending(index: np.ndarray) -> bool:
+    return len(index) < 2 or bool(np.all(index[1:] > index[:-1]))
 
 
 def union_sorted(arrays: Sequence[np.ndarray]) -> np.ndarray:

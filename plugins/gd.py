@@ -458,20 +458,21 @@ def _sorted_rows(table: WeightTable) -> tuple[np.ndarray, np.ndarray]:
     """Rows in ascending order, as they are when VW's dense writer wrote them (views, no copy);
     --sparse_weights files are canonicalized (copies)."""
     idx = table.index
-    if len(idx) < 2 or bool(np.all(idx[1:] > idx[:-1])):
+    if table.ascending or len(idx) < 2 or bool(np.all(idx[1:] > idx[:-1])):
         return idx, table.values
     canon = table.canonical()
     return canon.index, canon.values
 
 
 def _vw_adaptive_scaled(values: np.ndarray, ai: int, totals: np.ndarray) -> np.ndarray:
-    """Rows' contributions on VW's adaptive path (§9.3), columns × rows, float32."""
-    out = np.ascontiguousarray(values.T, dtype=np.float32)
+    """Rows' contributions on VW's adaptive path (§9.3), columns × rows, float32: f32(θ·f32(a/A))."""
     ok = totals > 0
     all_ok = bool(ok.all())
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = out[ai] / (totals if all_ok else np.where(ok, totals, np.float32(1)))
-    out *= ratio
+        ratio = np.divide(values[:, ai], totals if all_ok else np.where(ok, totals, np.float32(1)), dtype=np.float32)
+    out = np.empty((values.shape[1], len(values)), np.float32)
+    for j in range(len(out)):  # column by column: no transposed copy of the rows first
+        np.multiply(values[:, j], ratio, out=out[j], dtype=np.float32)
     if not all_ok:  # VW zeroes w where the total is 0 and leaves the other columns as they were
         bad = ~ok
         out[0][bad] = 0
@@ -500,7 +501,8 @@ def _adaptive_statistics(values: np.ndarray, ai: int, columns: tuple[str, ...]) 
     return stats
 
 
-Contribution = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: (rows, their values, the rows as array positions or None) -> accumulators × rows to add.
+Contribution = Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
 
 
 def _contribution(partial: GdPartial, context: PartialContext) -> tuple[Contribution, int, Any]:
@@ -511,17 +513,17 @@ def _contribution(partial: GdPartial, context: PartialContext) -> tuple[Contribu
     mode = _rows_mode(w, partial.resume, columns)
     if mode == "weighted":
         factor = float(w.values[partial.first])
-        return (lambda _, v: _scaled_columns(v, factor, np.float64)), k, np.float64
+        return (lambda _, v, __: _scaled_columns(v, factor, np.float64)), k, np.float64
     if mode == "simple":  # VW's float32 weights; exactly: f32(θ·p) in float32
         dtype, p = (np.float32 if context.exact else np.float64), w.vw_f32[partial.first]
-        return (lambda _, v: _scaled_columns(v, p, dtype)), k, dtype
+        return (lambda _, v, __: _scaled_columns(v, p, dtype)), k, dtype
     if not context.exact:
         m = 1 + k + len(_unscaled_columns(columns))
-        return (lambda _, v: _adaptive_statistics(v, ai, columns)), m, np.float64
+        return (lambda _, v, __: _adaptive_statistics(v, ai, columns)), m, np.float64
     if context.pass_index == 0:
-        return (lambda _, v: v[:, ai][None, :]), 1, np.float32
+        return (lambda _, v, __: v[:, ai][None, :]), 1, np.float32
     totals: RowSums = context.prior
-    return (lambda r, v: _vw_adaptive_scaled(v, ai, totals.lookup(r))), k, np.float32
+    return (lambda r, v, pos: _vw_adaptive_scaled(v, ai, totals.lookup(r, positions=pos))), k, np.float32
 
 
 def _summed(partial: GdPartial, context: PartialContext) -> tuple[RowSums, bool]:
