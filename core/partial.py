@@ -213,7 +213,7 @@ def _positions(index: np.ndarray) -> np.ndarray:
     return index.astype(np.intp)
 
 
-def _add_at(target: np.ndarray, positions: np.ndarray, values: np.ndarray) -> None:
+def add_at(target: np.ndarray, positions: np.ndarray, values: np.ndarray) -> None:
     """``target[positions] += values`` for unique ``positions``.
 
     Each element gets one float addition either way, but ``np.add.at`` (numpy >= 1.25) does it
@@ -305,7 +305,7 @@ class RowSums:
                 rows = index[start : start + BLOCK]
                 pos = _positions(rows)
                 for j, col in enumerate(contribution(rows, values[start : start + BLOCK], pos)):
-                    _add_at(out.sums[j], pos, col)
+                    add_at(out.sums[j], pos, col)
 
             starts = range(0, len(index), BLOCK)
             pool = _threads()
@@ -349,7 +349,7 @@ class RowSums:
             for start in range(0, len(other.index), BLOCK):
                 pos = _positions(other.index[start : start + BLOCK])
                 for j, col in enumerate(other.sums):
-                    _add_at(out.sums[j], pos, col[start : start + BLOCK])
+                    add_at(out.sums[j], pos, col[start : start + BLOCK])
             return out
         if other.index is None:
             # Float addition is commutative, so other + self gives the same bits as self + other.
@@ -361,7 +361,7 @@ class RowSums:
             out = self if in_place else RowSums(self.bits, self.index, self.sums.copy())
             pos = np.searchsorted(self.index, other.index)
             for j, col in enumerate(other.sums):
-                _add_at(out.sums[j], pos, col)
+                add_at(out.sums[j], pos, col)
             return out
         if dense_pays(self.bits, len(union)):
             return self._densified().combine(other, in_place=True)

@@ -26,7 +26,7 @@ from conftest import Models
 from streamcheck import assert_within_rounding
 from vwmerge import executors, hookimpl, partial
 from vwmerge.binio import Writer
-from vwmerge.partial import DENSE_FRACTION, RowSums, allocate
+from vwmerge.partial import DENSE_FRACTION, RowSums, add_at, allocate
 from vwmerge.plugins import cb_adf
 from vwmerge.progress import Progress
 from vwmerge.registry import Registry, make_plugin_manager
@@ -226,6 +226,44 @@ def test_row_sums_fold_like_a_dense_float32_sum_in_order(bits: int, counts: tupl
     assert np.array_equal(got.index, keep)
     assert np.ascontiguousarray(got.values).tobytes() == np.ascontiguousarray(reference[:, keep].T).tobytes()
     assert acc.dense == (len(keep) * DENSE_FRACTION >= 1 << bits) or acc.dense
+
+
+def _rows_as_in_a_file(index: np.ndarray, values: np.ndarray, offset: int) -> np.ndarray:
+    """Rows laid out like a mapped model file's: u32 index + float32 columns, ``offset`` bytes
+    into a buffer (after VW's header the rows are usually not 4-byte aligned)."""
+    dt = np.dtype([("i", "<u4"), ("v", "<f4", (values.shape[0],))])
+    raw = np.zeros(offset + len(index) * dt.itemsize, np.uint8)
+    rows = np.ndarray((len(index),), dt, buffer=raw, offset=offset)
+    rows["i"], rows["v"] = index, values.T
+    return rows
+
+
+@pytest.mark.parametrize("offset", [0, 7])
+def test_accumulating_rows_of_a_file_layout_adds_like_fancy_indexing(offset: int) -> None:
+    rng = np.random.default_rng(offset)
+    bits = 21  # several blocks of rows per input, and a dense accumulator
+    acc = RowSums.empty(bits, 3, np.float32)
+    reference = np.zeros((3, 1 << bits), np.float32)
+    for count in (1_500_000, 900_000, 1_200_000):
+        index, values = _random_rows(rng, bits, count, 3)
+        rows = _rows_as_in_a_file(index, values, offset)
+        assert rows["v"].flags.aligned == (offset == 0)
+        acc = acc.accumulate(rows["i"], rows["v"], lambda _, v, __: v.T, in_place=True)
+        reference[:, index.astype(np.intp)] += values
+    assert acc.dense
+    assert acc.sums.tobytes() == reference.tobytes()
+
+
+@pytest.mark.parametrize("target, values", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_adding_at_rows_in_mixed_precision_follows_numpy_casting(target: type, values: type) -> None:
+    rng = np.random.default_rng(3)
+    pos = np.sort(rng.choice(5000, 3000, replace=False))
+    base = rng.normal(size=5000).astype(target)
+    add = (rng.normal(size=3000) * 1e-3).astype(values)
+    got, expected = base.copy(), base.copy()
+    add_at(got, pos, add)
+    expected[pos] += add
+    assert got.tobytes() == expected.tobytes()
 
 
 def test_row_sums_combine_in_any_grouping_within_float64_rounding() -> None:
