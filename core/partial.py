@@ -122,6 +122,14 @@ def _threads() -> ThreadPoolExecutor | None:
     return ThreadPoolExecutor(count, thread_name_prefix="vwmerge") if count > 1 else None
 
 
+def _map(fn: Callable[[int], Any], items: Sequence[int]) -> list[Any]:
+    """``[fn(x) for x in items]``, side by side on the block threads when there are several."""
+    pool = _threads()
+    if pool is None or len(items) < 2:
+        return [fn(x) for x in items]
+    return list(pool.map(fn, items))
+
+
 if hasattr(os, "register_at_fork"):  # a forked --jobs worker has none of its parent's threads
     os.register_at_fork(after_in_child=_threads.cache_clear)
 
@@ -307,13 +315,7 @@ class RowSums:
                 for j, col in enumerate(contribution(rows, values[start : start + BLOCK], pos)):
                     add_at(out.sums[j], pos, col)
 
-            starts = range(0, len(index), BLOCK)
-            pool = _threads()
-            if pool is None or len(starts) < 2:
-                for start in starts:
-                    add_block(start)
-            else:
-                list(pool.map(add_block, starts))
+            _map(add_block, range(0, len(index), BLOCK))
             return out
         added = np.ascontiguousarray(contribution(index, values, None), dtype=self.sums.dtype)
         return self.combine(RowSums(self.bits, np.array(index), added), in_place=in_place)
@@ -380,7 +382,8 @@ class RowSums:
         Keeps the rows with at least one value != 0 (NaN counts), the rows VW would write, in
         ascending order, laid out as in the file (so writing them is a plain copy). Two passes over
         chunks: which rows are kept (a bit per row), then the rows copied into a result of exactly
-        that size, chunks side by side (each knows where its rows go).
+        that size, chunks side by side (each knows where its rows go). ``final`` runs twice per
+        chunk, which costs less than holding every chunk's values until the size is known.
         """
         n = self.rows
         starts = range(0, n, chunk)
@@ -412,11 +415,3 @@ class RowSums:
 
         _map(fill, range(len(starts)))
         return WeightTable(records["i"], records["v"], self.bits, columns, ascending=True)
-
-
-def _map(fn: Callable[[int], Any], items: Sequence[int]) -> list[Any]:
-    """``[fn(x) for x in items]``, side by side on the block threads when there are several."""
-    pool = _threads()
-    if pool is None or len(items) < 2:
-        return [fn(x) for x in items]
-    return list(pool.map(fn, items))

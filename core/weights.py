@@ -114,10 +114,14 @@ class WeightTable:
             return None
         return np.ndarray((len(self),), dt, buffer=memory, offset=offset)
 
+    def is_ascending(self) -> bool:
+        """Whether the rows are in strictly ascending order (known from reading, or checked)."""
+        return self.ascending or _strictly_ascending(self.index)
+
     def canonical(self) -> WeightTable:
         """Ascending unique indices; for a duplicate index the later row wins (as in VW)."""
         idx = self.index
-        if self.ascending or _strictly_ascending(idx):
+        if self.is_ascending():
             return WeightTable(idx.astype(np.uint64), np.asarray(self.values), self.bits, self.columns, ascending=True)
         rev = idx[::-1]
         uniq, first = np.unique(rev, return_index=True)

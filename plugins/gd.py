@@ -457,9 +457,8 @@ def _unscaled_columns(columns: tuple[str, ...]) -> list[int]:
 def _sorted_rows(table: WeightTable) -> tuple[np.ndarray, np.ndarray]:
     """Rows in ascending order, as they are when VW's dense writer wrote them (views, no copy);
     --sparse_weights files are canonicalized (copies)."""
-    idx = table.index
-    if table.ascending or len(idx) < 2 or bool(np.all(idx[1:] > idx[:-1])):
-        return idx, table.values
+    if table.is_ascending():
+        return table.index, table.values
     canon = table.canonical()
     return canon.index, canon.values
 
