@@ -109,6 +109,21 @@ class Reader:
         self.pos += count * dt.itemsize
         return out
 
+    def rows_to_end(self, dtype: npt.DTypeLike, what: str, layout: str) -> np.ndarray:
+        """The rest of the buffer as rows of ``dtype`` (a view), rejecting a partial last row.
+
+        VW reads rows until the file ends, so a cut file shows only as bytes that are not a
+        whole number of rows; ``what`` and ``layout`` name them in the error.
+        """
+        dt = np.dtype(dtype)
+        if self.remaining % dt.itemsize:
+            raise self.fail(
+                f"truncated or corrupt {what}: {self.remaining} bytes after offset {self.pos} is not a "
+                f"whole number of {dt.itemsize}-byte rows ({layout}); the file may be truncated, or its "
+                "options do not match its rows"
+            )
+        return self.view(dt, self.remaining // dt.itemsize, what)
+
     def count(self, what: str, item_size: int, kind: str = "u32") -> int:
         """Read an element count and check that ``count * item_size`` bytes can follow."""
         n = int(self.scalar(kind, f"{what} count"))

@@ -54,16 +54,7 @@ class WeightTable:
     @classmethod
     def read(cls, r: Reader, bits: int, columns: tuple[str, ...], *, check: bool = True) -> WeightTable:
         """Read rows to the end of the buffer, rejecting a partial row or an index >= 2^bits."""
-        dt = row_dtype(bits, len(columns))
-        rest = r.remaining
-        if rest % dt.itemsize:
-            raise r.fail(
-                f"truncated or corrupt weights: {rest} bytes after offset {r.pos} is not a whole "
-                f"number of {dt.itemsize}-byte rows ({len(columns)} float column(s) "
-                f"{', '.join(columns)}); the file may be truncated, or its options do not match "
-                "its rows"
-            )
-        rows = r.view(dt, rest // dt.itemsize, "weight rows")
+        rows = _rows_to_end(r, bits, columns)
         index = rows["i"]
         ascending = _strictly_ascending(index)  # VW's dense writer writes rows in order
         table = cls(index, rows["v"], bits, columns, ascending=ascending)
@@ -75,6 +66,13 @@ class WeightTable:
                     "(wrong bits in the header, or a damaged file)"
                 )
         return table
+
+    @classmethod
+    def skip(cls, r: Reader, bits: int, columns: tuple[str, ...]) -> WeightTable:
+        """Pass over the rows to the end of the buffer without reading them (a model scanned for
+        its header and sections), still rejecting a partial row; an empty table stands for them."""
+        _rows_to_end(r, bits, columns)
+        return cls.empty(bits, columns)
 
     def write(self, w: Writer, chunk_rows: int = 1 << 20) -> None:
         """Rows in chunks, so a writer that streams to a file never holds a second full copy.
@@ -155,6 +153,11 @@ class WeightTable:
                     "nonfinite": int(col.size - fin.size),
                 }
         return out
+
+
+def _rows_to_end(r: Reader, bits: int, columns: tuple[str, ...]) -> np.ndarray:
+    layout = f"{len(columns)} float column(s) {', '.join(columns)}"
+    return r.rows_to_end(row_dtype(bits, len(columns)), "weights", layout)
 
 
 def _strictly_ascending(index: np.ndarray) -> bool:

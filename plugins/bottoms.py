@@ -60,13 +60,7 @@ def _u64_rows_dtype(k: int) -> np.dtype:
 
 def read_dense_rows(r: Reader, bits: int, columns: tuple[str, ...], what: str) -> WeightTable:
     """``u64 index, k × f32`` rows to EOF (lda, rank), with the same checks as gd's rows."""
-    dt = _u64_rows_dtype(len(columns))
-    if r.remaining % dt.itemsize:
-        raise r.fail(
-            f"truncated or corrupt {what} rows: {r.remaining} bytes after offset {r.pos} is not a whole "
-            f"number of {dt.itemsize}-byte rows (u64 index and {len(columns)} float(s))"
-        )
-    rows = r.view(dt, r.remaining // dt.itemsize, f"{what} rows")
+    rows = r.rows_to_end(_u64_rows_dtype(len(columns)), f"{what} rows", f"u64 index and {len(columns)} float(s)")
     if len(rows) and bits < 64 and int(rows["i"].max()) >= (1 << bits):
         raise r.fail(f"corrupt {what} rows: row index {int(rows['i'].max())} is not below 2^{bits}")
     return WeightTable(rows["i"], rows["v"], bits, columns)
@@ -83,9 +77,7 @@ _REG_DTYPE = np.dtype([("i", "<u4"), ("v", "<f4", (1,))])
 
 
 def _read_regularizer(r: Reader, bits: int) -> WeightTable:
-    if r.remaining % _REG_DTYPE.itemsize:
-        raise r.fail(f"truncated or corrupt bfgs regularizer rows: {r.remaining} bytes is not a whole number of rows")
-    rows = r.view(_REG_DTYPE, r.remaining // _REG_DTYPE.itemsize, "bfgs regularizer rows")
+    rows = r.rows_to_end(_REG_DTYPE, "bfgs regularizer rows", "u32 index and 1 float")
     if len(rows) and int(rows["i"].max()) >= (2 << bits):
         raise r.fail(f"corrupt bfgs regularizer: index {int(rows['i'].max())} is not below 2·2^{bits}")
     return WeightTable(rows["i"], rows["v"], bits, ("regularizer",))

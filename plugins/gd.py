@@ -162,14 +162,7 @@ def read_gd_like(io: SectionIO, reduction: StackEntry, columns_for: Any) -> GdSt
         online = OnlineState.read(r, per_model_count(reduction, model.options), model.version >= (9, 0, 0))
     cols = columns_for(model.options, resume)
     if not io.load_weights:
-        rowsize = (4 if model.bits < 31 else 8) + 4 * len(cols)
-        if r.remaining % rowsize:
-            raise r.fail(
-                f"truncated or corrupt weights: {r.remaining} bytes after offset {r.pos} is not a whole "
-                f"number of {rowsize}-byte rows ({len(cols)} float column(s) {', '.join(cols)})"
-            )
-        r.pos = r.size
-        return GdState(resume, online, WeightTable.empty(model.bits, cols))
+        return GdState(resume, online, WeightTable.skip(r, model.bits, cols))
     table = WeightTable.read(r, model.bits, cols)
     if "adaptive" in cols and len(table) and bool(np.any(table.column("adaptive") < 0)):
         raise ModelFormatError(
