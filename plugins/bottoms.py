@@ -36,7 +36,7 @@ from vwmerge.merging import MergeContext, ModelWeights
 from vwmerge.options import Options
 from vwmerge.plugins import gd
 from vwmerge.plugins.ftrl import read_single_state
-from vwmerge.plugins.gd import GdState, combine_tables, merge_tables_exact, write_gd_like
+from vwmerge.plugins.gd import GdState, combine_tables, merge_tables_exact, save_load_gd_like
 from vwmerge.weights import align
 
 GD_LIKE = ("svrg", "OjaNewton")
@@ -132,10 +132,7 @@ def vwmerge_save_load(reduction: StackEntry, io: SectionIO, state: Any) -> Any:
     name = reduction.name
     model = io.model
     if name in GD_LIKE:
-        if io.reading:
-            return read_single_state(io, reduction, lambda options, resume: ("w",))
-        write_gd_like(io, state)
-        return None
+        return save_load_gd_like(io, reduction, state, lambda options, resume: ("w",), read_single_state)
     if name in ROWS_ONLY:
         if io.reading:
             return RowsState(WeightTable.read(io.r, model.bits, ("w",)))

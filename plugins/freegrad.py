@@ -22,7 +22,7 @@ from vwmerge import ReductionSpec, StackEntry, hookimpl, rank_of
 from vwmerge.io import SectionIO
 from vwmerge.merging import MergeContext, ModelWeights
 from vwmerge.plugins.ftrl import describe_gd_like, merge_gd_like_columns, read_single_state
-from vwmerge.plugins.gd import GdState, write_gd_like
+from vwmerge.plugins.gd import GdState, save_load_gd_like
 
 COLUMNS = (("w", "mean"), ("sum_g", "sum"), ("sum_g2", "sum"), ("h1", "minpos"), ("max_g", "max"), ("sum_ratio", "sum"))
 OPTIONS = ("restart", "project", "radius", "fepsilon", "flipschitz_const")
@@ -50,11 +50,7 @@ def vwmerge_reductions() -> list[ReductionSpec]:
 
 @hookimpl
 def vwmerge_save_load(reduction: StackEntry, io: SectionIO, state: GdState | None) -> GdState | None:
-    if io.reading:
-        return read_single_state(io, reduction, _columns)
-    assert state is not None
-    write_gd_like(io, state)
-    return None
+    return save_load_gd_like(io, reduction, state, _columns, read_single_state)
 
 
 @hookimpl

@@ -46,7 +46,7 @@ from vwmerge import IncompatibleModelsError, ReductionSpec, StackEntry, WeightTa
 from vwmerge.io import SectionIO
 from vwmerge.merging import MergeContext, ModelWeights
 from vwmerge.options import Options
-from vwmerge.plugins.gd import GdState, OnlineState, merge_online, read_gd_like, write_gd_like
+from vwmerge.plugins.gd import GdState, OnlineState, merge_online, read_gd_like, save_load_gd_like
 from vwmerge.weights import align
 
 log = structlog.get_logger("vwmerge")
@@ -300,11 +300,10 @@ def vwmerge_reductions() -> list[ReductionSpec]:
 
 @hookimpl
 def vwmerge_save_load(reduction: StackEntry, io: SectionIO, state: GdState | None) -> GdState | None:
-    if io.reading:
-        return read_single_state(io, reduction, lambda options, resume: column_names(reduction.name, resume))
-    assert state is not None
-    write_gd_like(io, state)
-    return None
+    def columns(options: Options, resume: bool) -> tuple[str, ...]:
+        return column_names(reduction.name, resume)
+
+    return save_load_gd_like(io, reduction, state, columns, read_single_state)
 
 
 @hookimpl

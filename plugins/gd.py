@@ -182,13 +182,24 @@ def write_gd_like(io: SectionIO, state: GdState) -> None:
     state.table.write(w)
 
 
-@hookimpl
-def vwmerge_save_load(reduction: StackEntry, io: SectionIO, state: GdState | None) -> GdState | None:
+def save_load_gd_like(
+    io: SectionIO,
+    reduction: StackEntry,
+    state: GdState | None,
+    columns_for: Any,
+    reader: Callable[[SectionIO, StackEntry, Any], GdState] = read_gd_like,
+) -> GdState | None:
+    """The save_load hook of every learner in gd's layout: ``reader`` when reading, else write."""
     if io.reading:
-        return read_gd_like(io, reduction, gd_columns)
+        return reader(io, reduction, columns_for)
     assert state is not None
     write_gd_like(io, state)
     return None
+
+
+@hookimpl
+def vwmerge_save_load(reduction: StackEntry, io: SectionIO, state: GdState | None) -> GdState | None:
+    return save_load_gd_like(io, reduction, state, gd_columns)
 
 
 @hookimpl
