@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import mmap
 import os
-import tempfile
-from collections.abc import Sequence
-from pathlib import Path
 from typing import IO, Any
 
 import attrs
@@ -72,8 +68,11 @@ class Workspace:
         return b"".join(self.to_parts())
 
     def save(self, path: str | os.PathLike[str]) -> int:
-        """Write atomically: a temporary file beside ``path``, then rename. Returns bytes written."""
-        return write_atomic(path, self.to_parts())
+        """Write atomically (:func:`vwmerge.fs.write_workspace`: a temporary file beside ``path``,
+        fsynced, then renamed; rows streamed in chunks). Returns the bytes written."""
+        from .fs import write_workspace  # fs builds on this module
+
+        return write_workspace(os.fspath(path), self)
 
     def describe(self) -> list[dict[str, Any]]:
         out = []
@@ -92,26 +91,6 @@ class Workspace:
                 }
             )
         return out
-
-
-def write_atomic(path: str | os.PathLike[str], parts: Sequence[bytes]) -> int:
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    total = 0
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for part in parts:
-                f.write(part)
-                total += len(part)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return total
 
 
 def _open(source: Source, name: str | None) -> tuple[Any, str]:
