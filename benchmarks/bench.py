@@ -10,7 +10,7 @@ Every measurement runs in a fresh subprocess that reports its own wall time (loa
 save; imports and vwmerge's plugin discovery excluded, like VW's library load) and peak RSS
 (``VmHWM``); runs shorter than 15 s are repeated and the fastest kept, for both tools:
 
-* vwmerge: ``vwmerge.streaming.merge_files`` (sequential, VW's exact rounding), plus the
+* vwmerge: ``vwmerge.engine.streaming.merge_files`` (sequential, VW's exact rounding), plus the
   ``vwmerge merge`` command line end to end (interpreter start and imports included);
 * VW: every input loaded with ``--preserve_performance_counters``, ``vowpalwabbit.merge_models``,
   save: what vw-merge does.
@@ -76,7 +76,7 @@ def _train_template(args: str, bits: int, path: Path) -> Path:
 def _variant(template: Any, seed: int, density: float, path: Path) -> int:
     """A copy of ``template`` with random rows (a fraction ``density`` of 2^bits) and counters."""
     import vwmerge
-    from vwmerge.fs import write_workspace
+    from vwmerge.model.workspace import write_workspace
 
     rng = np.random.default_rng(seed)
     bits = template.header.bits
@@ -141,7 +141,7 @@ def _child(tool: str, out: str, paths: list[str]) -> None:
         seconds = time.perf_counter() - start
     else:
         from vwmerge import default_registry
-        from vwmerge.streaming import merge_files
+        from vwmerge.engine.streaming import merge_files
 
         default_registry()  # plugin discovery: once per process, like VW's library load at import
         start = time.perf_counter()

@@ -302,7 +302,7 @@ def table(rows: Sequence[Row], shards: int) -> str:
 
 def builtin_plugins_only() -> list[str]:
     """Block every entry point of the ``vwmerge`` group that vwmerge itself does not ship."""
-    from vwmerge.registry import BLOCK_ENV, BUILTIN_DISTRIBUTION, ENTRY_POINT_GROUP
+    from vwmerge.contract.registry import BLOCK_ENV, BUILTIN_DISTRIBUTION, ENTRY_POINT_GROUP
 
     foreign = [
         ep.name

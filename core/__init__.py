@@ -13,22 +13,21 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .contract.context import MergeContext, ModelWeights
+from .contract.registry import Registry, default_registry, hookimpl, make_plugin_manager
+from .contract.sectionio import SectionIO
+from .contract.stack import ModelInfo, ReductionSpec, StackEntry, rank_of
+from .engine.merging import merge
 from .errors import IncompatibleModelsError, MergeError, ModelFormatError, PluginError, VWMergeError
-from .header import Header
-from .io import SectionIO
-from .options import Options
-from .registry import Registry, default_registry, hookimpl, make_plugin_manager
-from .stack import ModelInfo, ReductionSpec, StackEntry, rank_of
-from .weights import WeightTable
+from .format.header import Header
+from .format.options import Options
+from .format.weights import WeightTable
+from .model.workspace import Workspace, load
 
 try:
     __version__ = version("vwmerge")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
-
-# Imported last: these modules import the names above.
-from .merging import MergeContext, ModelWeights, merge
-from .workspace import Workspace, load
 
 __all__ = [
     "Header",

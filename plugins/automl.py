@@ -29,9 +29,9 @@ from typing import Any
 import attrs
 import numpy as np
 from vwmerge import ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.binio import Reader, Writer
-from vwmerge.io import SectionIO
-from vwmerge.merging import MergeContext, ModelWeights
+from vwmerge.contract.context import MergeContext, ModelWeights
+from vwmerge.contract.sectionio import SectionIO
+from vwmerge.format.binio import Reader, Writer
 from vwmerge.plugins.confidence_sequence import ConfidenceSequence, combine, read_cs, summary, write_cs
 
 OPTIONS = (

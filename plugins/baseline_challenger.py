@@ -20,8 +20,8 @@ from typing import Any
 import attrs
 import numpy as np
 from vwmerge import ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.io import SectionIO
-from vwmerge.merging import MergeContext, ModelWeights
+from vwmerge.contract.context import MergeContext, ModelWeights
+from vwmerge.contract.sectionio import SectionIO
 
 FIELDS = (
     "alpha", "tau", "n", "sumw", "sumwsq", "sumwr", "sumwsqr", "sumwsqrsq", "rmin", "rmax", "wmin", "wmax",

@@ -10,7 +10,7 @@ weights carry everything. cats_tree's feature width is its number of internal no
 from __future__ import annotations
 
 from vwmerge import ReductionSpec, hookimpl, rank_of
-from vwmerge.options import Options
+from vwmerge.format.options import Options
 
 RANGE = ("min_value", "max_value")
 

@@ -14,10 +14,9 @@ from typing import Any
 import attrs
 import numpy as np
 from vwmerge import ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.io import SectionIO
-from vwmerge.merging import MergeContext, ModelWeights
-from vwmerge.options import Options
-from vwmerge.partial import PartialContext
+from vwmerge.contract.context import MergeContext, ModelWeights, PartialContext
+from vwmerge.contract.sectionio import SectionIO
+from vwmerge.format.options import Options
 
 
 def _width(options: Options) -> int:

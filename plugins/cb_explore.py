@@ -22,9 +22,9 @@ from typing import Any
 
 import attrs
 from vwmerge import ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.io import SectionIO
-from vwmerge.merging import MergeContext, ModelWeights
-from vwmerge.options import Options
+from vwmerge.contract.context import MergeContext, ModelWeights
+from vwmerge.contract.sectionio import SectionIO
+from vwmerge.format.options import Options
 
 #: The explorers that replace greedy (VW's cb_explore_adf_greedy setup checks exactly these).
 NON_GREEDY = (

@@ -11,7 +11,7 @@ not save it: a reloaded cb_dro model starts it afresh, merged or not.)
 from __future__ import annotations
 
 from vwmerge import ReductionSpec, hookimpl, rank_of
-from vwmerge.options import Options
+from vwmerge.format.options import Options
 
 CBIFY_OPTIONS = (
     "cbify_cs", "cbify_reg", "cats", "cb_discrete", "min_value", "max_value", "loss_option", "loss_report",

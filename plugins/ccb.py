@@ -19,8 +19,8 @@ from typing import Any
 
 import attrs
 from vwmerge import ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.io import SectionIO
-from vwmerge.merging import MergeContext, ModelWeights
+from vwmerge.contract.context import MergeContext, ModelWeights
+from vwmerge.contract.sectionio import SectionIO
 
 FLAG_SINCE = (8, 9, 0)
 

@@ -21,9 +21,9 @@ from typing import Any
 import attrs
 import numpy as np
 from vwmerge import IncompatibleModelsError, ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.io import SectionIO
-from vwmerge.merging import MergeContext, ModelWeights
-from vwmerge.options import Options
+from vwmerge.contract.context import MergeContext, ModelWeights
+from vwmerge.contract.sectionio import SectionIO
+from vwmerge.format.options import Options
 
 
 def _alg(options: Options) -> str:

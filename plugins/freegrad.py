@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from vwmerge import ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.io import SectionIO
-from vwmerge.merging import MergeContext, ModelWeights
+from vwmerge.contract.context import MergeContext, ModelWeights
+from vwmerge.contract.sectionio import SectionIO
 from vwmerge.plugins.ftrl import describe_gd_like, merge_gd_like_columns, read_single_state
 from vwmerge.plugins.gd import GdState, save_load_gd_like
 

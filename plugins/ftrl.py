@@ -43,11 +43,11 @@ import attrs
 import numpy as np
 import structlog
 from vwmerge import IncompatibleModelsError, ReductionSpec, StackEntry, WeightTable, hookimpl, rank_of
-from vwmerge.io import SectionIO
-from vwmerge.merging import MergeContext, ModelWeights
-from vwmerge.options import Options
+from vwmerge.contract.context import MergeContext, ModelWeights
+from vwmerge.contract.sectionio import SectionIO
+from vwmerge.format.options import Options
+from vwmerge.format.weights import align
 from vwmerge.plugins.gd import GdState, OnlineState, merge_online, read_gd_like, save_load_gd_like
-from vwmerge.weights import align
 
 log = structlog.get_logger("vwmerge")
 

@@ -26,11 +26,11 @@ from vwmerge import (
     hookimpl,
     rank_of,
 )
-from vwmerge.io import SectionIO
-from vwmerge.merging import MergeContext, ModelWeights
-from vwmerge.options import Options
-from vwmerge.partial import NextPass, PartialContext, RowSums
-from vwmerge.weights import align
+from vwmerge.contract.context import MergeContext, ModelWeights, NextPass, PartialContext
+from vwmerge.contract.sectionio import SectionIO
+from vwmerge.engine.rowsums import RowSums
+from vwmerge.format.options import Options
+from vwmerge.format.weights import align
 
 GD_OPTIONS = (
     "sgd", "adaptive", "normalized", "invariant", "adax", "learning_rate", "power_t", "initial_t",

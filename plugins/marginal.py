@@ -33,9 +33,9 @@ from typing import Any
 import attrs
 import numpy as np
 from vwmerge import ModelFormatError, ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.binio import Reader
-from vwmerge.io import SectionIO
-from vwmerge.merging import MergeContext, ModelWeights
+from vwmerge.contract.context import MergeContext, ModelWeights
+from vwmerge.contract.sectionio import SectionIO
+from vwmerge.format.binio import Reader
 
 MARGINAL = np.dtype([("key", "<u8"), ("num", "<f8"), ("den", "<f8")])
 EXPERT = np.dtype(

@@ -31,10 +31,10 @@ import attrs
 import numpy as np
 import structlog
 from vwmerge import IncompatibleModelsError, ReductionSpec, StackEntry, VWMergeError, hookimpl, rank_of
-from vwmerge.binio import Reader
-from vwmerge.io import SectionIO
-from vwmerge.merging import MergeContext, ModelWeights
-from vwmerge.registry import default_registry
+from vwmerge.contract.context import MergeContext, ModelWeights
+from vwmerge.contract.registry import default_registry
+from vwmerge.contract.sectionio import SectionIO
+from vwmerge.format.binio import Reader
 
 log = structlog.get_logger("vwmerge")
 

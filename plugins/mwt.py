@@ -19,8 +19,8 @@ from typing import Any
 import attrs
 import numpy as np
 from vwmerge import ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.io import SectionIO
-from vwmerge.merging import MergeContext, ModelWeights
+from vwmerge.contract.context import MergeContext, ModelWeights
+from vwmerge.contract.sectionio import SectionIO
 
 EVAL_DTYPE = np.dtype([("cost", "<f8"), ("action", "<u4"), ("seen", "u1")])  # packed: 13 bytes
 

@@ -39,10 +39,10 @@ import attrs
 import numpy as np
 import structlog
 from vwmerge import IncompatibleModelsError, ModelFormatError, ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.binio import Reader, Writer
-from vwmerge.io import SectionIO
-from vwmerge.merging import MergeContext, ModelWeights
-from vwmerge.options import Options
+from vwmerge.contract.context import MergeContext, ModelWeights
+from vwmerge.contract.sectionio import SectionIO
+from vwmerge.format.binio import Reader, Writer
+from vwmerge.format.options import Options
 
 log = structlog.get_logger("vwmerge")
 U32 = 1 << 32

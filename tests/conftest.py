@@ -25,7 +25,7 @@ import pytest
 import structlog
 import vowpalwabbit
 import vwtrain
-from vwmerge.registry import BLOCK_ENV
+from vwmerge.contract.registry import BLOCK_ENV
 
 EXAMPLE_PLUGIN_DIST = "vwmerge-example-plugin"
 EXAMPLE_PLUGIN_ENTRY_POINT = "example_squarecb"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import vwmerge
-from vwmerge.merging import prepare_merge
-from vwmerge.weights import union_sorted
+from vwmerge.engine.merging import prepare_merge
+from vwmerge.format.weights import union_sorted
 
 U = 2.0**-24  #: float32 unit roundoff
 

@@ -29,9 +29,9 @@ import vowpalwabbit
 import vwmerge
 import vwtrain
 from conftest import INPUT_SEEDS, INPUT_SIZES, Models
+from vwmerge.format.weights import align
 from vwmerge.plugins.misc_state import ActiveState
 from vwmerge.plugins.trees import LogMultiState, RecallTreeState
-from vwmerge.weights import align
 
 
 @attrs.frozen

@@ -25,8 +25,8 @@ import vowpalwabbit
 import vwmerge
 import vwtrain
 from conftest import Models
-from vwmerge.binio import Writer
-from vwmerge.io import SectionIO
+from vwmerge.contract.sectionio import SectionIO
+from vwmerge.format.binio import Writer
 
 NO_MERGE = "reduction has state but no merge; keeping one model's state unchanged"
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import vwmerge
-import vwmerge.fs
+import vwmerge.model.files
 from conftest import Models
 from streamcheck import assert_within_rounding
-from vwmerge.streaming import merge_files
+from vwmerge.engine.streaming import merge_files
 
 distributed = pytest.importorskip("distributed")
 fsspec = pytest.importorskip("fsspec")
@@ -92,7 +92,7 @@ def test_remote_protocol_urls(models: Models, tmp_path: Path, monkeypatch: pytes
     The scan fetches the file's head first; 16 bytes end inside the header and 64 inside the gd
     section (the parse then fails on, or runs into, the unfetched zeros): more must be fetched.
     """
-    monkeypatch.setattr(vwmerge.fs, "HEAD_BYTES", head)
+    monkeypatch.setattr(vwmerge.model.files, "HEAD_BYTES", head)
     memory = fsspec.filesystem("memory")
     paths = _inputs(models, "", 3)
     urls = []

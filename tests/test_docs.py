@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from vwmerge import hookspecs
+from vwmerge.contract import hookspecs
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 HOOKS = sorted(n for n, f in vars(hookspecs).items() if n.startswith("vwmerge_") and inspect.isfunction(f))

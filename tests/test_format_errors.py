@@ -17,8 +17,8 @@ import attrs
 import pytest
 import vwmerge
 from conftest import Models
-from vwmerge.binio import Reader
-from vwmerge.header import Header
+from vwmerge.format.binio import Reader
+from vwmerge.format.header import Header
 
 #: Generous bound on what loading a small corrupt file may allocate (the claims are ≥ 2 GiB).
 MAX_ALLOCATION = 1 << 20

@@ -18,8 +18,8 @@ import pytest
 import vwmerge
 import vwtrain
 from conftest import Models
-from vwmerge.options import Options
-from vwmerge.weights import WeightTable
+from vwmerge.format.options import Options
+from vwmerge.format.weights import WeightTable
 
 
 @attrs.frozen

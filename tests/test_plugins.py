@@ -28,9 +28,9 @@ import vwmerge
 import vwtrain
 from conftest import EXAMPLE_PLUGIN_DIST, EXAMPLE_PLUGIN_ENTRY_POINT, Models, example_plugin_entry_point
 from vwmerge import ReductionSpec, SectionIO, StackEntry, hookimpl, rank_of
+from vwmerge.contract.registry import BLOCK_ENV
 from vwmerge.plugins import gd as gd_plugin
 from vwmerge.plugins import stateless as stateless_plugin
-from vwmerge.registry import BLOCK_ENV
 
 SQUARECB = "cb_explore_adf_squarecb"
 ARGS = "--cb_explore_adf --squarecb"

@@ -26,9 +26,9 @@ import pytest
 import vwmerge
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from vwmerge.binio import Writer
-from vwmerge.io import SectionIO
-from vwmerge.weights import WeightTable
+from vwmerge.contract.sectionio import SectionIO
+from vwmerge.format.binio import Writer
+from vwmerge.format.weights import WeightTable
 from vwtrain import predict, test_examples, train
 
 U32 = 2.0**-24  #: float32 unit roundoff

@@ -18,9 +18,9 @@ import pytest
 import vowpalwabbit
 import vwmerge
 from conftest import INPUT_SIZES, Models
-from vwmerge.binio import Reader
-from vwmerge.header import Header
-from vwmerge.murmur import murmur3_32
+from vwmerge.format.binio import Reader
+from vwmerge.format.header import Header
+from vwmerge.format.murmur import murmur3_32
 
 
 @attrs.frozen

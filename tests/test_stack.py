@@ -24,8 +24,8 @@ import vowpalwabbit
 import vwmerge
 from conftest import INPUT_SEEDS, INPUT_SIZES, Models
 from test_bottoms_trees import Cfg, Zoo
-from vwmerge.options import Options
-from vwmerge.registry import default_registry
+from vwmerge.contract.registry import default_registry
+from vwmerge.format.options import Options
 
 #: VW learner (suffix dropped) -> vwmerge reduction, where the names differ: VW's legacy
 #: contextual bandit learner is ``cb``; vwmerge calls it after VW's ``cb_algs_setup``.

@@ -1,4 +1,4 @@
-"""The streaming merge (``vwmerge.streaming.merge_files``) on models VW trains at test time.
+"""The streaming merge (``vwmerge.engine.streaming.merge_files``) on models VW trains at test time.
 
 Sequentially it must write exactly the bytes ``vwmerge.merge`` writes (which test_merge_vw
 holds to VW's own merge); with ``--jobs`` it must agree within the float32 bound of
@@ -24,14 +24,15 @@ import vwmerge
 import vwtrain
 from conftest import Models
 from streamcheck import assert_within_rounding
-from vwmerge import executors, hookimpl, partial
-from vwmerge.binio import Writer
-from vwmerge.partial import DENSE_FRACTION, RowSums, add_at, allocate
+from vwmerge import hookimpl
+from vwmerge.contract.registry import Registry, make_plugin_manager
+from vwmerge.engine import executors, rowsums
+from vwmerge.engine.progress import Progress
+from vwmerge.engine.rowsums import DENSE_FRACTION, RowSums, add_at, allocate
+from vwmerge.engine.streaming import merge_files
+from vwmerge.format.binio import Writer
+from vwmerge.format.weights import row_dtype
 from vwmerge.plugins import cb_adf
-from vwmerge.progress import Progress
-from vwmerge.registry import Registry, make_plugin_manager
-from vwmerge.streaming import merge_files
-from vwmerge.weights import row_dtype
 
 #: Five inputs with different data and example counts, so weights and rows differ.
 SEEDS = (21, 22, 23, 24, 25)
@@ -374,12 +375,12 @@ def test_a_workers_large_sums_reach_the_parent_as_a_shared_file(
 ) -> None:
     """Pickled, row sums built in a RAM-file-backed array are the file's name; unpickled, the
     file is mapped (same values, no copy made) and removed."""
-    monkeypatch.setattr(partial, "_SHARED", (str(tmp_path), "vwmerge-test-"))
+    monkeypatch.setattr(rowsums, "_SHARED", (str(tmp_path), "vwmerge-test-"))
     sums = allocate((2, 1 << 22), np.float64)
     sums[1, 12345] = 2.5
     data = pickle.dumps(RowSums(22, None, sums))
     assert len(data) < 4096 and len(os.listdir(tmp_path)) == 1
-    monkeypatch.setattr(partial, "_SHARED", None)
+    monkeypatch.setattr(rowsums, "_SHARED", None)
     back = pickle.loads(data)
     assert back.sums.shape == (2, 1 << 22) and back.sums[1, 12345] == 2.5 and back.sums.sum() == 2.5
     assert os.listdir(tmp_path) == []

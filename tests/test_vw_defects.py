@@ -16,7 +16,7 @@ import vowpalwabbit
 import vwmerge
 import vwtrain
 from conftest import Models
-from vwmerge.weights import WeightTable
+from vwmerge.format.weights import WeightTable
 
 
 def _save(ws: vwmerge.Workspace, path: Path) -> Path:

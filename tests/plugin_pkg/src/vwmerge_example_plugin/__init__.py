@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 import structlog
 from vwmerge import ReductionSpec, SectionIO, StackEntry, hookimpl, rank_of
-from vwmerge.merging import MergeContext, ModelWeights
+from vwmerge.contract.context import MergeContext, ModelWeights
 
 DISTRIBUTION = "vwmerge-example-plugin"
 REDUCTION = "cb_explore_adf_squarecb"

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from .binio import Reader, Writer
+from ..format.binio import Reader, Writer
 from .stack import ModelInfo
 
 if TYPE_CHECKING:

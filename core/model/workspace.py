@@ -1,22 +1,21 @@
-"""A loaded model: header, derived stack, one state per reduction. Loading and saving."""
+"""A loaded model: header, derived stack, one state per reduction. Loading, scanning and saving."""
 
 from __future__ import annotations
 
-import mmap
 import os
-from typing import IO, Any
+from typing import Any
 
 import attrs
 
-from .binio import Reader, Writer
-from .errors import ModelFormatError, VWMergeError
-from .header import Header
-from .io import SectionIO
-from .options import Options
-from .registry import Registry, default_registry
-from .stack import ModelInfo, StackEntry
-
-Source = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
+from ..contract.registry import Registry, default_registry
+from ..contract.sectionio import SectionIO
+from ..contract.stack import ModelInfo, StackEntry
+from ..errors import ModelFormatError
+from ..format.binio import Reader, Writer
+from ..format.header import Header
+from ..format.options import Options
+from . import files
+from .files import Source
 
 
 @attrs.frozen(eq=False)
@@ -68,10 +67,8 @@ class Workspace:
         return b"".join(self.to_parts())
 
     def save(self, path: str | os.PathLike[str]) -> int:
-        """Write atomically (:func:`vwmerge.fs.write_workspace`: a temporary file beside ``path``,
-        fsynced, then renamed; rows streamed in chunks). Returns the bytes written."""
-        from .fs import write_workspace  # fs builds on this module
-
+        """Write atomically (:func:`write_workspace`: a temporary file beside ``path``, fsynced,
+        then renamed; rows streamed in chunks). Returns the bytes written."""
         return write_workspace(os.fspath(path), self)
 
     def describe(self) -> list[dict[str, Any]]:
@@ -93,29 +90,6 @@ class Workspace:
         return out
 
 
-def _open(source: Source, name: str | None) -> tuple[Any, str]:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return memoryview(source).cast("B"), name or "<bytes>"
-    if hasattr(source, "read"):
-        data = source.read()  # type: ignore[union-attr]
-        return memoryview(data).cast("B"), name or getattr(source, "name", "<stream>")
-    path = os.fspath(source)  # type: ignore[arg-type]
-    label = name or path
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size == 0:
-                raise ModelFormatError("empty file, not a VW model", source=label)
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    except FileNotFoundError:
-        raise VWMergeError("no such file", source=label) from None
-    except IsADirectoryError:
-        raise VWMergeError("is a directory, not a model file", source=label) from None
-    except PermissionError:
-        raise VWMergeError("permission denied", source=label) from None
-    return memoryview(mm), label
-
-
 def load(
     source: Source,
     *,
@@ -134,7 +108,7 @@ def load(
     stack is derived from, never written to the file.
     """
     reg = registry or default_registry()
-    buf, label = _open(source, name)
+    buf, label = files.open_source(source, name)
     r = Reader(buf, label)
     header = Header.read(r)
     options = Options.parse(header.options_text)
@@ -164,3 +138,42 @@ def load(
     if not stack[-1].section and not r.at_end():
         raise ModelFormatError(f"{r.remaining} unexpected bytes after the header", source=label)
     return Workspace(header, options, stack, tuple(states), label, reg)
+
+
+def scan(target: str, *, vw_options: str | None = None, registry: Registry | None = None) -> tuple[Workspace, int]:
+    """Load a model (a path or an fsspec URL) without its weight rows, reading only what that needs.
+
+    Returns the workspace and the number of bytes its header and sections take. Locally that
+    is a mapped file and only the first pages are ever touched. Remotely the first
+    :data:`vwmerge.model.files.HEAD_BYTES` are fetched into a buffer of the file's full size
+    whose other pages are never touched; if the sections turn out to be longer, a larger head
+    is fetched.
+    """
+    local = files.local_path(target)
+    if local is not None:
+        ws = load(local, load_weights=False, vw_options=vw_options, registry=registry, name=target)
+        return ws, len(ws.to_bytes())
+    total = files.size(target)
+    head = min(total, files.HEAD_BYTES)
+    while True:
+        buf = files.remote_head(target, head, total)
+        try:
+            ws = load(buf, load_weights=False, vw_options=vw_options, registry=registry, name=target)
+        except ModelFormatError:
+            if head >= total:
+                raise
+            head = min(total, head * 16)  # the parse ran into the zeros past the head
+            continue
+        used = len(ws.to_bytes())  # what the parse consumed: within the head, it never saw a zero
+        if used <= head:
+            return ws, used
+        head = min(total, head * 16)
+
+
+def write_workspace(target: str, ws: Workspace) -> int:
+    """Save ``ws`` to ``target`` (a path or an fsspec URL) atomically and streaming (rows in
+    chunks, never a second copy); returns the bytes written."""
+    with files.open_output(target) as f:
+        w = files.StreamWriter(f)
+        ws.write_to(w)
+    return w.written

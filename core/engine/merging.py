@@ -16,50 +16,16 @@ import attrs
 import numpy as np
 import structlog
 
-from .errors import IncompatibleModelsError, MergeError, PluginError
-from .header import Header
-from .options import Options
-from .registry import Registry
-from .stack import ModelInfo, StackEntry
-from .workspace import Workspace
+from ..contract.context import MergeContext, ModelWeights
+from ..contract.registry import Registry
+from ..contract.stack import ModelInfo, StackEntry
+from ..errors import IncompatibleModelsError, MergeError, PluginError
+from ..format.header import Header
+from ..format.options import Options
+from ..model.workspace import Workspace
+from .partial import merge_in_memory, supports_partial
 
 log = structlog.get_logger("vwmerge")
-
-
-@attrs.frozen(eq=False)
-class ModelWeights:
-    """The per-model weights a merge uses.
-
-    ``values`` (float64) are the weights to apply: normalized to sum 1 unless the user asked for
-    ``normalize=False``. ``explicit`` is true when the user gave them; then every parameter is
-    exactly Σ wᵢθᵢ. Otherwise they come from example counts and ``vw_f32`` holds VW's own float32
-    weights (``f32(cᵢ / S)`` with S summed in float32, in input order) for bit-exact parity.
-    """
-
-    values: np.ndarray
-    explicit: bool
-    vw_f32: np.ndarray
-    counts: tuple[float | None, ...]
-    equal_fallback: bool = False
-
-
-@attrs.frozen(eq=False)
-class MergeContext:
-    """Everything a merge hook may consult besides the states themselves."""
-
-    models: tuple[ModelInfo, ...]
-    base: ModelInfo | None
-    output: ModelInfo
-    weights: ModelWeights
-    registry: Registry = attrs.field(repr=False)
-
-    @property
-    def sources(self) -> list[str]:
-        return [m.source for m in self.models]
-
-    def warn(self, reduction: StackEntry | str, message: str, **kw: Any) -> None:
-        name = reduction if isinstance(reduction, str) else reduction.name
-        log.warning(message, reduction=name, **kw)
 
 
 def _check_compatible(first: Workspace, other: Workspace) -> None:
@@ -260,8 +226,6 @@ def merge_states(prep: PreparedMerge, k: int, entry: StackEntry, base_state: Any
         return reg.call(
             "vwmerge_merge", entry, states=list(prep.states[k]), weights=ctx.weights, base=base_state, context=ctx
         )
-    from .partial import merge_in_memory, supports_partial  # imported here: partial imports this module
-
     if base_state is None and supports_partial(reg, entry):
         return merge_in_memory(reg, entry, list(prep.states[k]), ctx)
     return None

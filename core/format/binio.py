@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .errors import ModelFormatError
+from ..errors import ModelFormatError
 
 _FMT = {
     "u8": "<B",

@@ -21,16 +21,16 @@ from typing import Any
 import attrs
 import structlog
 
-from . import fs
-from .errors import MergeError
+from ..contract.registry import Registry, default_registry
+from ..contract.stack import StackEntry
+from ..errors import MergeError
+from ..model import files
+from ..model.workspace import Workspace, load, scan, write_workspace
 from .executors import Executor, ModelRef, ProcessExecutor, StreamPlan, resolve
 from .merging import PreparedMerge, finish_merge, merge_states, prepare_merge
 from .partial import supports_partial
-from .pipeline import MergeReport, Phase, peak_rss_bytes, workers_peak_rss_bytes
 from .progress import Progress
-from .registry import Registry, default_registry
-from .stack import StackEntry
-from .workspace import Workspace, load
+from .report import MergeReport, Phase, peak_rss_bytes, workers_peak_rss_bytes
 
 log = structlog.get_logger("vwmerge")
 
@@ -64,16 +64,16 @@ def _scan(
     scanned = []
     with progress.task(f"reading {len(sources)} models", len(sources)) as advance:
         for source in sources:
-            scanned.append(fs.scan(source, vw_options=vw_options, registry=registry))
+            scanned.append(scan(source, vw_options=vw_options, registry=registry))
             advance(1)
-    base_scan = fs.scan(base, vw_options=vw_options, registry=registry) if base is not None else None
+    base_scan = scan(base, vw_options=vw_options, registry=registry) if base is not None else None
     prep = prepare_merge(
         [ws for ws, _ in scanned], weights=weights, normalize=normalize,
         base=base_scan[0] if base_scan else None, registry=registry,
     )  # fmt: skip
     heads = sum(n for _, n in scanned) + (base_scan[1] if base_scan else 0)
-    sizes = tuple(fs.size(s) for s in sources)
-    return _Inputs(tuple(sources), sizes, fs.size(base) if base else 0, heads, prep)
+    sizes = tuple(files.size(s) for s in sources)
+    return _Inputs(tuple(sources), sizes, files.size(base) if base else 0, heads, prep)
 
 
 def _all_at_once(
@@ -89,7 +89,7 @@ def _all_at_once(
     reg = prep.context.registry
     states = []
     for source in inputs.sources:
-        ws = load(stack.enter_context(fs.mapped(source)), vw_options=vw_options, registry=reg, name=source)
+        ws = load(stack.enter_context(files.mapped(source)), vw_options=vw_options, registry=reg, name=source)
         st = ws.states[k]
         if full_base is not None and prep.additive[k]:
             st = reg.call("vwmerge_subtract", entry, state=st, base=full_base.states[k], context=prep.context)
@@ -140,7 +140,7 @@ def merge_files(
     with contextlib.ExitStack() as stack:
         full_base = None
         if base_source is not None:
-            full_base = load(stack.enter_context(fs.mapped(base_source)), vw_options=vw_options, registry=reg)
+            full_base = load(stack.enter_context(files.mapped(base_source)), vw_options=vw_options, registry=reg)
 
         def merge_entry(k: int, entry: StackEntry, base_state: Any) -> Any:
             nonlocal passes
@@ -163,7 +163,7 @@ def merge_files(
             bytes_reread=(passes - 1) * inputs.total,
         )  # fmt: skip
         start = time.perf_counter()
-        written = fs.write_workspace(target, merged)
+        written = write_workspace(target, merged)
     save_phase = Phase("save", time.perf_counter() - start, bytes_written=written)
     return MergeReport(
         target, len(sources), base_source, (load_phase, merge_phase, save_phase),

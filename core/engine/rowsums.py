@@ -1,32 +1,24 @@
-"""Merges as partial results: the protocol behind streaming, ``--jobs`` and dask merges.
+"""Row sums: the partial result of a weight-row merge, and the memory it lives in.
 
-A plugin that implements ``vwmerge_merge_partial``/``_combine``/``_finalize`` never needs all
-inputs in memory: the core turns each input into a partial result as it reads it, combines
-partials (left to right when merging sequentially, in any grouping in parallel) and finalizes
-once. :class:`RowSums` is the partial result of a weight-row merge: per-row sums over the union
-of the inputs' rows, sparse or dense, whichever costs less.
+:class:`RowSums` holds per-row sums over the union of some inputs' rows, sparse or dense,
+whichever costs less; :func:`allocate` gives the large accumulators memory that follows the rows
+written (and, in a ``--jobs`` worker, a file the parent maps instead of copying).
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 import mmap
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import attrs
 import numpy as np
 
-from .merging import MergeContext
-from .registry import Registry
-from .stack import StackEntry
-from .weights import WeightTable, row_dtype, union_sorted
-
-PARTIAL_HOOKS = ("vwmerge_merge_partial", "vwmerge_merge_combine", "vwmerge_merge_finalize")
+from ..format.weights import WeightTable, row_dtype, union_sorted
 
 #: Dense accumulators once the rows cover 1/DENSE_FRACTION of 2^bits: a dense column then costs
 #: at most DENSE_FRACTION times the sparse one's values, saves its 8-byte index, and is indexed
@@ -39,82 +31,6 @@ DENSE_FRACTION = 4
 BLOCK = 1 << 20
 
 
-@attrs.frozen(eq=False)
-class PartialContext(MergeContext):
-    """A :class:`vwmerge.MergeContext` plus how the partial results are being combined.
-
-    ``exact``: inputs are folded sequentially in input order, so a plugin can reproduce the
-    all-at-once merge's rounding; otherwise partials may be combined in any grouping.
-    ``pass_index``/``prior``: the pass over the inputs and what the previous pass's finalize
-    handed over (:class:`NextPass`). ``in_place``: combine may update ``left``.
-    """
-
-    exact: bool = True
-    pass_index: int = 0
-    prior: Any = None
-    in_place: bool = False
-
-
-@attrs.frozen
-class NextPass:
-    """Returned by ``vwmerge_merge_finalize`` to ask for another pass over the inputs."""
-
-    prior: Any
-
-
-def supports_partial(registry: Registry, entry: StackEntry) -> bool:
-    return all(registry.implements(hook, entry) for hook in PARTIAL_HOOKS)
-
-
-def fold(registry: Registry, entry: StackEntry, context: PartialContext, inputs: Iterable[tuple[int, Any]]) -> Any:
-    """Left fold of one pass: each ``(index, state)`` becomes a partial, combined in order.
-
-    A state is dropped as soon as its partial exists and a partial as soon as it is combined,
-    so with a lazy ``inputs`` at most two inputs are alive (the first partial waits for the
-    second input), whatever their number.
-    """
-    acc = None
-    for index, state in inputs:
-        part = registry.call(
-            "vwmerge_merge_partial", entry, state=state, weight=float(context.weights.values[index]),
-            index=index, context=context,
-        )  # fmt: skip
-        del state
-        acc = part if acc is None else combine(registry, entry, acc, part, context)
-        del part  # combined: its input may go before the next is read
-    return acc
-
-
-def combine(registry: Registry, entry: StackEntry, left: Any, right: Any, context: PartialContext) -> Any:
-    return registry.call("vwmerge_merge_combine", entry, left=left, right=right, context=context)
-
-
-def finalize(registry: Registry, entry: StackEntry, partial: Any, context: PartialContext) -> Any:
-    return registry.call("vwmerge_merge_finalize", entry, partial=partial, context=context)
-
-
-def run_passes(context: PartialContext, one_pass: Callable[[PartialContext], Any]) -> Any:
-    """Call ``one_pass`` (partials, combine, finalize) until it yields a state, not a NextPass."""
-    prior = None
-    for pass_index in itertools.count():
-        out = one_pass(attrs.evolve(context, pass_index=pass_index, prior=prior))
-        if not isinstance(out, NextPass):
-            return out
-        prior = out.prior
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def merge_in_memory(registry: Registry, entry: StackEntry, states: list[Any], context: MergeContext) -> Any:
-    """Merge states that are all in memory through the partial hooks (sequential, exact)."""
-    ctx = PartialContext(**attrs.asdict(context, recurse=False), exact=True, in_place=True)
-
-    def one_pass(c: PartialContext) -> Any:
-        return finalize(registry, entry, fold(registry, entry, c, enumerate(states)), c)
-
-    return run_passes(ctx, one_pass)
-
-
-# --------------------------------------------------------------------------------------------
 @functools.cache
 def _threads() -> ThreadPoolExecutor | None:
     """Threads for the blocks of one input (numpy releases the GIL in the row loops)."""

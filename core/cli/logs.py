@@ -8,11 +8,9 @@ else. stderr carries the log so that stdout stays clean for command output (``in
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
-from collections.abc import Iterator, MutableMapping
-from typing import Any, Literal, TextIO
+from typing import Literal, TextIO
 
 import structlog
 
@@ -68,36 +66,3 @@ def configure(level: str = "info", fmt: LogFormat = "auto", *, stream: TextIO | 
 def get_logger() -> structlog.typing.FilteringBoundLogger:
     """The one logger vwmerge writes user-visible events to."""
     return structlog.get_logger("vwmerge")
-
-
-_METHOD_LEVELS = {
-    "warn": logging.WARNING,
-    "exception": logging.ERROR,
-    "critical": logging.CRITICAL,
-    "fatal": logging.CRITICAL,
-}
-
-
-@contextlib.contextmanager
-def collect(min_level: str = "warning") -> Iterator[list[dict[str, Any]]]:
-    """Also keep a copy of every event at ``min_level`` or above while the block runs.
-
-    Events still reach stderr as usual; the copies let a command report them in its own output
-    (the dry-run plan lists the warnings a merge would give). Like ``structlog.testing``, it
-    edits the configured processor list in place, so it is meant for one thread at a time.
-    """
-    threshold = LEVELS[min_level]
-    events: list[dict[str, Any]] = []
-
-    def collector(_: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        level = LEVELS.get(method_name, _METHOD_LEVELS.get(method_name, logging.INFO))
-        if level >= threshold:
-            events.append({"level": logging.getLevelName(level).lower(), **event_dict})
-        return event_dict
-
-    processors = structlog.get_config()["processors"]
-    processors.insert(0, collector)
-    try:
-        yield events
-    finally:
-        processors.remove(collector)

@@ -30,16 +30,17 @@ from typing import Any, Protocol, TypeVar
 
 import attrs
 
-from . import fs
-from .errors import MergeError, VWMergeError
-from .header import Header
-from .merging import ModelWeights
-from .options import Options
-from .partial import PartialContext, combine, finalize, fold, run_passes, share_large_arrays
+from ..contract.context import ModelWeights, PartialContext
+from ..contract.registry import Registry, default_registry
+from ..contract.stack import ModelInfo, StackEntry
+from ..errors import MergeError, VWMergeError
+from ..format.header import Header
+from ..format.options import Options
+from ..model import files
+from ..model.workspace import Workspace, load
+from .partial import combine, finalize, fold, run_passes
 from .progress import Advance, Progress
-from .registry import Registry, default_registry
-from .stack import ModelInfo, StackEntry
-from .workspace import Workspace, load
+from .rowsums import share_large_arrays
 
 T = TypeVar("T")
 
@@ -98,7 +99,7 @@ class StreamPlan:
         return context.output.stack[self.entry]
 
     def _state(self, ref: ModelRef, registry: Registry) -> Any:
-        with fs.mapped(ref.source) as source:
+        with files.mapped(ref.source) as source:
             ws = load(source, vw_options=self.vw_options, registry=registry, name=ref.source)
         if ws.header != ref.header:
             raise VWMergeError("the file changed while it was being merged", source=ref.source)

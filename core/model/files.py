@@ -19,10 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .binio import Writer
-from .errors import MergeError, ModelFormatError, VWMergeError
-from .registry import Registry
-from .workspace import Workspace, load
+from ..errors import MergeError, ModelFormatError, VWMergeError
+from ..format.binio import Writer
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
@@ -71,29 +69,54 @@ def size(target: str) -> int:
 #: batched fault is about twice as fast as faulting page by page as numpy walks the rows.
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
+#: What :func:`open_source` reads: a path, the bytes themselves, or a binary file object.
+Source = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
 
-def _map_populated(path: str, label: str) -> memoryview | str:
+
+def map_file(path: str, label: str, *, populate: bool = False) -> memoryview:
+    """The one way vwmerge opens a local model file: mapped read-only, never read into memory.
+
+    ``populate`` (Linux) faults every page in at once, for files that are read whole. Errors
+    name ``label`` (what the user gave): no such file, a directory, no permission, empty.
+    """
     try:
         with open(path, "rb") as f:
-            mm = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ)
-    except ValueError:  # an empty file cannot be mapped: let load() say what is wrong with it
-        return path
+            if os.fstat(f.fileno()).st_size == 0:
+                raise ModelFormatError("empty file, not a VW model", source=label)
+            if populate and _POPULATE:
+                mm = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ)
+            else:
+                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except FileNotFoundError:
         raise VWMergeError("no such file", source=label) from None
+    except IsADirectoryError:
+        raise VWMergeError("is a directory, not a model file", source=label) from None
+    except PermissionError:
+        raise VWMergeError("permission denied", source=label) from None
     return memoryview(mm)
 
 
+def open_source(source: Source, name: str | None = None) -> tuple[memoryview, str]:
+    """The bytes of a model (a mapped file, or the bytes given) and the label errors name."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return memoryview(source).cast("B"), name or "<bytes>"
+    if hasattr(source, "read"):
+        data = source.read()
+        return memoryview(data).cast("B"), name or getattr(source, "name", "<stream>")
+    path = os.fspath(source)
+    return map_file(path, name or path), name or path
+
+
 @contextlib.contextmanager
-def mapped(target: str) -> Iterator[str | memoryview]:
+def mapped(target: str) -> Iterator[memoryview]:
     """Something :func:`vwmerge.load` reads without holding the file in memory.
 
-    A local file is mapped with its pages in place (Linux; elsewhere its path is returned and
-    ``load`` maps it). A remote file is copied into an anonymous temporary file (gone when the
-    mapping goes) and mapped.
+    A local file is mapped with its pages in place (:func:`map_file`). A remote file is copied
+    into an anonymous temporary file (gone when the mapping goes) and mapped.
     """
     local = local_path(target)
     if local is not None:
-        yield _map_populated(local, target) if _POPULATE else local
+        yield map_file(local, target, populate=True)
         return
     fs, path = _fsspec(target)
     try:
@@ -109,35 +132,13 @@ def mapped(target: str) -> Iterator[str | memoryview]:
     yield memoryview(mm)
 
 
-def scan(target: str, *, vw_options: str | None = None, registry: Registry | None = None) -> tuple[Workspace, int]:
-    """Load a model without its weight rows, reading only what that needs.
-
-    Returns the workspace and the number of bytes its header and sections take. Locally that
-    is a mapped file and only the first pages are ever touched. Remotely the first
-    :data:`HEAD_BYTES` are fetched into a buffer of the file's full size whose other pages are
-    never touched; if the sections turn out to be longer, a larger head is fetched.
-    """
-    local = local_path(target)
-    if local is not None:
-        ws = load(local, load_weights=False, vw_options=vw_options, registry=registry, name=target)
-        return ws, len(ws.to_bytes())
+def remote_head(target: str, head: int, total: int) -> memoryview:
+    """A buffer of a remote file's full size (``total``) holding its first ``head`` bytes; the
+    pages past the head are anonymous memory never touched, so they cost nothing."""
     fs, path = _fsspec(target)
-    total = size(target)
-    head = min(total, HEAD_BYTES)
-    while True:
-        buf = mmap.mmap(-1, max(total, 1))
-        buf[:head] = fs.cat_file(path, start=0, end=head)
-        try:
-            ws = load(memoryview(buf), load_weights=False, vw_options=vw_options, registry=registry, name=target)
-        except ModelFormatError:
-            if head >= total:
-                raise
-            head = min(total, head * 16)  # the parse ran into the zeros past the head
-            continue
-        used = len(ws.to_bytes())  # what the parse consumed: within the head, it never saw a zero
-        if used <= head:
-            return ws, used
-        head = min(total, head * 16)
+    buf = mmap.mmap(-1, max(total, 1))
+    buf[:head] = fs.cat_file(path, start=0, end=head)
+    return memoryview(buf)
 
 
 class _FileSink(list):  # type: ignore[type-arg]
@@ -214,11 +215,3 @@ def open_output(target: str) -> Iterator[IO[bytes]]:
         with contextlib.suppress(Exception):
             fs.rm(tmp)
         raise
-
-
-def write_workspace(target: str, ws: Workspace) -> int:
-    """Save ``ws`` to ``target`` streaming (rows in chunks, never a second copy); returns bytes."""
-    with open_output(target) as f:
-        w = StreamWriter(f)
-        ws.write_to(w)
-    return w.written

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .options import Options
+from ..format.options import Options
 
 if TYPE_CHECKING:
-    from .header import Header
+    from ..format.header import Header
 
 #: VW 9.11's setup order, bottom to top. A reduction's rank is its index here; a third-party
 #: reduction between two known ones can use a fractional rank (``rank_of("oaa") + 0.5``).

@@ -10,26 +10,25 @@ those into one line.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
-import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
+import structlog
 
-from . import fs, logs
-from .errors import MergeError, VWMergeError
-from .merging import ModelWeights, finish_merge, prepare_merge
+from ..contract.context import ModelWeights
+from ..contract.registry import Registry, default_registry
+from ..errors import MergeError, VWMergeError
+from ..model import files
+from ..model.workspace import Workspace, load, scan
+from .merging import finish_merge, prepare_merge
 from .partial import supports_partial
-from .registry import Registry, default_registry
-from .workspace import Workspace, load
-
-try:  # not on Windows
-    import resource
-except ImportError:  # pragma: no cover
-    resource = None  # type: ignore[assignment]
+from .report import MergeReport
+from .streaming import merge_files
 
 
 def _weights_converter(value: Sequence[float] | None) -> tuple[float, ...] | None:
@@ -104,7 +103,7 @@ def check_output(output: str, request: MergeRequest) -> None:
             )
     if request.base and _same_file(output, request.base):
         raise MergeError("is also the base model; refusing to overwrite an input (choose another -o)", source=output)
-    local = fs.local_path(output)
+    local = files.local_path(output)
     if local is None:
         return  # a remote store (an fsspec URL) says whether it can be written when it is written
     target = Path(local)
@@ -140,96 +139,11 @@ def check_request(request: MergeRequest) -> None:
 
 # --------------------------------------------------------------------------------------------
 # A real merge.
-@attrs.frozen
-class Phase:
-    """One timed step of a merge."""
-
-    name: str
-    seconds: float
-    bytes_read: int = 0
-    bytes_written: int = 0
-    #: Input bytes read again by a later pass (gd's exact merge maps each input twice).
-    bytes_reread: int = 0
-
-
-def peak_rss_bytes() -> int:
-    """The process's peak resident set size so far (0 where the OS does not say)."""
-    # Linux: this program's own high-water mark (ru_maxrss starts from a forking parent's peak).
-    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    if resource is None:  # pragma: no cover
-        return 0
-    peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
-
-
-def workers_peak_rss_bytes() -> int:
-    """The largest peak resident set size of this process's finished children (--jobs workers)."""
-    if resource is None:  # pragma: no cover
-        return 0
-    peak = int(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    return peak if sys.platform == "darwin" else peak * 1024
-
-
-@attrs.frozen
-class MergeReport:
-    """What a merge did and what it cost, for the summary event and ``merge --json``."""
-
-    output: str
-    models: int
-    base: str | None
-    phases: tuple[Phase, ...]
-    peak_rss_bytes: int
-    worker_peak_rss_bytes: int = 0  #: the largest worker process's peak (--jobs), 0 without
-
-    @property
-    def bytes_read(self) -> int:
-        return sum(p.bytes_read for p in self.phases)
-
-    @property
-    def bytes_written(self) -> int:
-        return sum(p.bytes_written for p in self.phases)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "output": self.output,
-            "models": self.models,
-            "base": self.base,
-            "phases": {p.name: attrs.asdict(p, filter=lambda a, _: a.name != "name") for p in self.phases},
-            "seconds": round(sum(p.seconds for p in self.phases), 6),
-            "bytes_read": self.bytes_read,
-            "bytes_written": self.bytes_written,
-            "peak_rss_bytes": self.peak_rss_bytes,
-            "worker_peak_rss_bytes": self.worker_peak_rss_bytes,
-        }
-
-    def log_fields(self) -> dict[str, Any]:
-        """Flat fields: one readable console line, one greppable JSON object."""
-        fields: dict[str, Any] = {"output": self.output, "models": self.models}
-        if self.base:
-            fields["base"] = self.base
-        for p in self.phases:
-            fields[f"{p.name}_s"] = round(p.seconds, 3)
-        fields["bytes_read"] = self.bytes_read
-        fields["bytes_written"] = self.bytes_written
-        reread = sum(p.bytes_reread for p in self.phases)
-        if reread:
-            fields["bytes_reread"] = reread
-        fields["peak_rss_mib"] = round(self.peak_rss_bytes / 2**20, 1)
-        if self.worker_peak_rss_bytes:
-            fields["worker_peak_rss_mib"] = round(self.worker_peak_rss_bytes / 2**20, 1)
-        return fields
-
-
 def run_merge(request: MergeRequest, *, registry: Registry | None = None) -> MergeReport:
     """Merge streaming (:func:`vwmerge.streaming.merge_files`), save atomically.
 
     Nothing is written unless every step before saving worked.
     """
-    from .streaming import merge_files  # imported here: streaming imports this module's report
-
     if request.output is None:
         raise MergeError("no output file given (-o/--output)")
     check_request(request)
@@ -296,7 +210,7 @@ class MergePlan:
 
 def _model_plan(ws: Workspace, path: str) -> ModelPlan:
     count = ws.registry.call("vwmerge_example_count", ws.bottom, state=ws.states[-1])
-    return ModelPlan(path, fs.size(path), ws.header.version_text, ws.header.bits, count)
+    return ModelPlan(path, files.size(path), ws.header.version_text, ws.header.bits, count)
 
 
 def _weighting_text(mw: ModelWeights, request: MergeRequest) -> str:
@@ -339,6 +253,34 @@ def _stack_plan(
     return tuple(out)
 
 
+#: structlog method names that are not logging level names.
+_METHOD_LEVELS = {"warn": logging.WARNING, "exception": logging.ERROR, "fatal": logging.CRITICAL}
+
+
+@contextlib.contextmanager
+def collect_warnings() -> Iterator[list[dict[str, Any]]]:
+    """Also keep a copy of every warning or error event while the block runs.
+
+    Events still reach stderr as usual; the copies let the dry run list the warnings a merge
+    would give. Like ``structlog.testing``, it edits the configured processor list in place, so
+    it is meant for one thread at a time.
+    """
+    events: list[dict[str, Any]] = []
+
+    def collector(_: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        level = _METHOD_LEVELS.get(method_name) or logging.getLevelName(method_name.upper())
+        if isinstance(level, int) and level >= logging.WARNING:
+            events.append({"level": logging.getLevelName(level).lower(), **event_dict})
+        return event_dict
+
+    processors = structlog.get_config()["processors"]
+    processors.insert(0, collector)
+    try:
+        yield events
+    finally:
+        processors.remove(collector)
+
+
 def _plain(event: dict[str, Any]) -> dict[str, Any]:
     """A log event without the renderer's keys, values made printable and JSON-safe."""
     skip = {"timestamp"}
@@ -358,13 +300,13 @@ def plan_merge(request: MergeRequest, *, registry: Registry | None = None) -> Me
     mw: ModelWeights | None = None
     error: VWMergeError | None = None
     reg: Registry | None = registry
-    with logs.collect("warning") as events:
+    with collect_warnings() as events:
         try:
             check_request(request)
             reg = reg or default_registry()
             for p in request.inputs:  # paths or fsspec URLs, headers and sections only
-                models.append(fs.scan(p, vw_options=request.vw_options, registry=reg)[0])
-            base = fs.scan(request.base, vw_options=request.vw_options, registry=reg)[0] if request.base else None
+                models.append(scan(p, vw_options=request.vw_options, registry=reg)[0])
+            base = scan(request.base, vw_options=request.vw_options, registry=reg)[0] if request.base else None
             prep = prepare_merge(models, weights=request.weights, normalize=request.normalize, base=base, registry=reg)
             mw = prep.context.weights
             finish_merge(prep)

@@ -18,10 +18,11 @@ from typing import Any, TypeVar
 import attrs
 import click
 
-from . import __version__, logs
-from .errors import VWMergeError
-from .pipeline import MergeRequest, inspect_model, parse_weights, plan_merge, run_merge
-from .registry import default_registry
+from .. import __version__
+from ..contract.registry import default_registry
+from ..engine.pipeline import MergeRequest, inspect_model, parse_weights, plan_merge, run_merge
+from ..errors import VWMergeError
+from . import logs
 from .render import plugins_document, render_inspect, render_plan, render_plugins, to_json
 
 F = TypeVar("F", bound=Callable[..., Any])

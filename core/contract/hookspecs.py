@@ -22,9 +22,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from .io import SectionIO
-    from .merging import MergeContext, ModelWeights
-    from .partial import PartialContext
+    from .context import MergeContext, ModelWeights, PartialContext
+    from .sectionio import SectionIO
     from .stack import ReductionSpec, StackEntry
 
 hookspec = pluggy.HookspecMarker("vwmerge")

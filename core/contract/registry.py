@@ -16,9 +16,9 @@ import attrs
 import pluggy
 import structlog
 
+from ..errors import PluginError
+from ..format.options import Options
 from . import hookspecs
-from .errors import PluginError
-from .options import Options
 from .stack import CORE_OPTIONS, ReductionSpec, StackEntry
 
 ENTRY_POINT_GROUP = "vwmerge"

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .pipeline import MergePlan
-from .registry import PluginInfo
+from ..contract.registry import PluginInfo
+from ..engine.pipeline import MergePlan
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,4 @@
+"""The ``vwmerge`` command line: click commands, rendering, logging configuration.
+
+The top layer: nothing below imports it.
+"""
