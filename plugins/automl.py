@@ -28,10 +28,17 @@ from typing import Any
 
 import attrs
 import numpy as np
-from vwmerge import ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.contract.context import MergeContext, ModelWeights
-from vwmerge.contract.sectionio import SectionIO
-from vwmerge.format.binio import Reader, Writer
+from vwmerge.plugin import (
+    MergeContext,
+    ModelWeights,
+    Reader,
+    ReductionSpec,
+    SectionIO,
+    StackEntry,
+    Writer,
+    hookimpl,
+    rank_of,
+)
 from vwmerge.plugins.confidence_sequence import ConfidenceSequence, combine, read_cs, summary, write_cs
 
 OPTIONS = (

@@ -19,9 +19,7 @@ from typing import Any
 
 import attrs
 import numpy as np
-from vwmerge import ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.contract.context import MergeContext, ModelWeights
-from vwmerge.contract.sectionio import SectionIO
+from vwmerge.plugin import MergeContext, ModelWeights, ReductionSpec, SectionIO, StackEntry, hookimpl, rank_of
 
 FIELDS = (
     "alpha", "tau", "n", "sumw", "sumwsq", "sumwr", "sumwsqr", "sumwsqrsq", "rmin", "rmax", "wmin", "wmax",

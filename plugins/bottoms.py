@@ -29,12 +29,22 @@ from typing import Any
 
 import attrs
 import numpy as np
-from vwmerge import IncompatibleModelsError, ModelFormatError, ReductionSpec, StackEntry, WeightTable, hookimpl, rank_of
-from vwmerge.contract.context import MergeContext, ModelWeights
-from vwmerge.contract.sectionio import SectionIO
-from vwmerge.format.binio import Reader, Writer
-from vwmerge.format.options import Options
-from vwmerge.format.weights import align
+from vwmerge.plugin import (
+    IncompatibleModelsError,
+    MergeContext,
+    ModelFormatError,
+    ModelWeights,
+    Options,
+    Reader,
+    ReductionSpec,
+    SectionIO,
+    StackEntry,
+    WeightTable,
+    Writer,
+    align,
+    hookimpl,
+    rank_of,
+)
 from vwmerge.plugins import gd
 from vwmerge.plugins.ftrl import read_single_state
 from vwmerge.plugins.gd import GdState, combine_tables, merge_tables_exact, save_load_gd_like

@@ -9,8 +9,7 @@ weights carry everything. cats_tree's feature width is its number of internal no
 
 from __future__ import annotations
 
-from vwmerge import ReductionSpec, hookimpl, rank_of
-from vwmerge.format.options import Options
+from vwmerge.plugin import Options, ReductionSpec, hookimpl, rank_of
 
 RANGE = ("min_value", "max_value")
 

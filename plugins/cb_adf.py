@@ -13,10 +13,16 @@ from typing import Any
 
 import attrs
 import numpy as np
-from vwmerge import ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.contract.context import MergeContext, ModelWeights, PartialContext
-from vwmerge.contract.sectionio import SectionIO
-from vwmerge.format.options import Options
+from vwmerge.plugin import (
+    MergeContext,
+    ModelWeights,
+    Options,
+    ReductionSpec,
+    SectionIO,
+    StackEntry,
+    hookimpl,
+    rank_of,
+)
 
 
 def _width(options: Options) -> int:
@@ -90,23 +96,3 @@ def vwmerge_add(reduction: StackEntry, base: CbAdfState, delta: CbAdfState, cont
 def vwmerge_describe(reduction: StackEntry, state: CbAdfState) -> dict[str, Any]:
     c = state.counters
     return {"event_sum": c[:, 0].tolist(), "action_sum": c[:, 1].tolist()}
-
-
-# Partial results (streaming, --jobs, dask): a sum is its own partial result.
-@hookimpl
-def vwmerge_merge_partial(
-    reduction: StackEntry, state: CbAdfState, weight: float, index: int, context: PartialContext
-) -> CbAdfState:
-    return CbAdfState(np.array(state.counters, dtype=np.uint64))
-
-
-@hookimpl
-def vwmerge_merge_combine(
-    reduction: StackEntry, left: CbAdfState, right: CbAdfState, context: PartialContext
-) -> CbAdfState:
-    return CbAdfState(left.counters + right.counters)  # uint64 arithmetic wraps like VW's size_t
-
-
-@hookimpl
-def vwmerge_merge_finalize(reduction: StackEntry, partial: CbAdfState, context: PartialContext) -> CbAdfState:
-    return partial

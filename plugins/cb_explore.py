@@ -21,10 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-from vwmerge import ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.contract.context import MergeContext, ModelWeights
-from vwmerge.contract.sectionio import SectionIO
-from vwmerge.format.options import Options
+from vwmerge.plugin import MergeContext, ModelWeights, Options, ReductionSpec, SectionIO, StackEntry, hookimpl, rank_of
 
 #: The explorers that replace greedy (VW's cb_explore_adf_greedy setup checks exactly these).
 NON_GREEDY = (

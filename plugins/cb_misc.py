@@ -10,8 +10,7 @@ not save it: a reloaded cb_dro model starts it afresh, merged or not.)
 
 from __future__ import annotations
 
-from vwmerge import ReductionSpec, hookimpl, rank_of
-from vwmerge.format.options import Options
+from vwmerge.plugin import Options, ReductionSpec, hookimpl, rank_of
 
 CBIFY_OPTIONS = (
     "cbify_cs", "cbify_reg", "cats", "cb_discrete", "min_value", "max_value", "loss_option", "loss_report",

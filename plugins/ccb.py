@@ -18,9 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-from vwmerge import ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.contract.context import MergeContext, ModelWeights
-from vwmerge.contract.sectionio import SectionIO
+from vwmerge.plugin import MergeContext, ModelWeights, ReductionSpec, SectionIO, StackEntry, hookimpl, rank_of
 
 FLAG_SINCE = (8, 9, 0)
 

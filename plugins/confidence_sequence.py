@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import attrs
 import numpy as np
-from vwmerge.format.binio import Reader, Writer
+from vwmerge.plugin import Reader, Writer
 
 #: One histogram entry as stored: key (bucket, flag), value. Packed, little-endian: 17 bytes.
 HISTO_DTYPE = np.dtype([("bucket", "<u8"), ("flag", "u1"), ("value", "<f8")])

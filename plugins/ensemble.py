@@ -20,10 +20,17 @@ from typing import Any
 
 import attrs
 import numpy as np
-from vwmerge import IncompatibleModelsError, ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.contract.context import MergeContext, ModelWeights
-from vwmerge.contract.sectionio import SectionIO
-from vwmerge.format.options import Options
+from vwmerge.plugin import (
+    IncompatibleModelsError,
+    MergeContext,
+    ModelWeights,
+    Options,
+    ReductionSpec,
+    SectionIO,
+    StackEntry,
+    hookimpl,
+    rank_of,
+)
 
 
 def _alg(options: Options) -> str:

@@ -25,9 +25,7 @@ from typing import Any
 
 import attrs
 import numpy as np
-from vwmerge import ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.contract.context import MergeContext, ModelWeights
-from vwmerge.contract.sectionio import SectionIO
+from vwmerge.plugin import MergeContext, ModelWeights, ReductionSpec, SectionIO, StackEntry, hookimpl, rank_of
 from vwmerge.plugins.confidence_sequence import ConfidenceSequence, combine, read_cs, summary, write_cs
 
 OPTIONS = (

@@ -18,9 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from vwmerge import ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.contract.context import MergeContext, ModelWeights
-from vwmerge.contract.sectionio import SectionIO
+from vwmerge.plugin import MergeContext, ModelWeights, ReductionSpec, SectionIO, StackEntry, hookimpl, rank_of
 from vwmerge.plugins.ftrl import describe_gd_like, merge_gd_like_columns, read_single_state
 from vwmerge.plugins.gd import GdState, save_load_gd_like
 

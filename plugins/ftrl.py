@@ -42,11 +42,19 @@ from typing import Any
 import attrs
 import numpy as np
 import structlog
-from vwmerge import IncompatibleModelsError, ReductionSpec, StackEntry, WeightTable, hookimpl, rank_of
-from vwmerge.contract.context import MergeContext, ModelWeights
-from vwmerge.contract.sectionio import SectionIO
-from vwmerge.format.options import Options
-from vwmerge.format.weights import align
+from vwmerge.plugin import (
+    IncompatibleModelsError,
+    MergeContext,
+    ModelWeights,
+    Options,
+    ReductionSpec,
+    SectionIO,
+    StackEntry,
+    WeightTable,
+    align,
+    hookimpl,
+    rank_of,
+)
 from vwmerge.plugins.gd import GdState, OnlineState, merge_online, read_gd_like, save_load_gd_like
 
 log = structlog.get_logger("vwmerge")

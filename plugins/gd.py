@@ -17,20 +17,23 @@ from typing import Any
 
 import attrs
 import numpy as np
-from vwmerge import (
+from vwmerge.plugin import (
     IncompatibleModelsError,
+    MergeContext,
     ModelFormatError,
+    ModelWeights,
+    NextPass,
+    Options,
+    PartialContext,
     ReductionSpec,
+    RowSums,
+    SectionIO,
     StackEntry,
     WeightTable,
+    align,
     hookimpl,
     rank_of,
 )
-from vwmerge.contract.context import MergeContext, ModelWeights, NextPass, PartialContext
-from vwmerge.contract.sectionio import SectionIO
-from vwmerge.engine.rowsums import RowSums
-from vwmerge.format.options import Options
-from vwmerge.format.weights import align
 
 GD_OPTIONS = (
     "sgd", "adaptive", "normalized", "invariant", "adax", "learning_rate", "power_t", "initial_t",

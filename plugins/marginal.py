@@ -32,10 +32,17 @@ from typing import Any
 
 import attrs
 import numpy as np
-from vwmerge import ModelFormatError, ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.contract.context import MergeContext, ModelWeights
-from vwmerge.contract.sectionio import SectionIO
-from vwmerge.format.binio import Reader
+from vwmerge.plugin import (
+    MergeContext,
+    ModelFormatError,
+    ModelWeights,
+    Reader,
+    ReductionSpec,
+    SectionIO,
+    StackEntry,
+    hookimpl,
+    rank_of,
+)
 
 MARGINAL = np.dtype([("key", "<u8"), ("num", "<f8"), ("den", "<f8")])
 EXPERT = np.dtype(

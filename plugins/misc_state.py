@@ -30,11 +30,19 @@ from typing import Any
 import attrs
 import numpy as np
 import structlog
-from vwmerge import IncompatibleModelsError, ReductionSpec, StackEntry, VWMergeError, hookimpl, rank_of
-from vwmerge.contract.context import MergeContext, ModelWeights
-from vwmerge.contract.registry import default_registry
-from vwmerge.contract.sectionio import SectionIO
-from vwmerge.format.binio import Reader
+from vwmerge.plugin import (
+    IncompatibleModelsError,
+    MergeContext,
+    ModelWeights,
+    Reader,
+    ReductionSpec,
+    SectionIO,
+    StackEntry,
+    VWMergeError,
+    default_registry,
+    hookimpl,
+    rank_of,
+)
 
 log = structlog.get_logger("vwmerge")
 

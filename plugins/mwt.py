@@ -18,9 +18,7 @@ from typing import Any
 
 import attrs
 import numpy as np
-from vwmerge import ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.contract.context import MergeContext, ModelWeights
-from vwmerge.contract.sectionio import SectionIO
+from vwmerge.plugin import MergeContext, ModelWeights, ReductionSpec, SectionIO, StackEntry, hookimpl, rank_of
 
 EVAL_DTYPE = np.dtype([("cost", "<f8"), ("action", "<u4"), ("seen", "u1")])  # packed: 13 bytes
 

@@ -8,8 +8,7 @@ reductions below them store.
 
 from __future__ import annotations
 
-from vwmerge import ReductionSpec, hookimpl, rank_of
-from vwmerge.format.options import Options
+from vwmerge.plugin import Options, ReductionSpec, hookimpl, rank_of
 
 #: Bottom learners that VW lists *above* scorer (lda, cbzo). VW's setup walks its list from the top
 #: and stops at the first bottom learner, so reductions listed below them are never set up.

@@ -38,11 +38,20 @@ from typing import Any
 import attrs
 import numpy as np
 import structlog
-from vwmerge import IncompatibleModelsError, ModelFormatError, ReductionSpec, StackEntry, hookimpl, rank_of
-from vwmerge.contract.context import MergeContext, ModelWeights
-from vwmerge.contract.sectionio import SectionIO
-from vwmerge.format.binio import Reader, Writer
-from vwmerge.format.options import Options
+from vwmerge.plugin import (
+    IncompatibleModelsError,
+    MergeContext,
+    ModelFormatError,
+    ModelWeights,
+    Options,
+    Reader,
+    ReductionSpec,
+    SectionIO,
+    StackEntry,
+    Writer,
+    hookimpl,
+    rank_of,
+)
 
 log = structlog.get_logger("vwmerge")
 U32 = 1 << 32

@@ -12,6 +12,8 @@ without merge (an error), two third-party plugins for one reduction (an error na
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -25,10 +27,11 @@ import attrs
 import pytest
 import vowpalwabbit
 import vwmerge
+import vwmerge.plugins
 import vwtrain
 from conftest import EXAMPLE_PLUGIN_DIST, EXAMPLE_PLUGIN_ENTRY_POINT, Models, example_plugin_entry_point
 from vwmerge import ReductionSpec, SectionIO, StackEntry, hookimpl, rank_of
-from vwmerge.contract.registry import BLOCK_ENV
+from vwmerge.contract.registry import BLOCK_ENV, BUILTIN_DISTRIBUTION, DEFAULT_PLUGINS, ENTRY_POINT_GROUP
 from vwmerge.plugins import gd as gd_plugin
 from vwmerge.plugins import stateless as stateless_plugin
 
@@ -340,3 +343,73 @@ def _no_leaked_registries() -> Iterator[None]:
     before = vwmerge.default_registry()
     yield
     assert vwmerge.default_registry() is before
+
+
+# --------------------------------------------------------------------------------------------
+# Built-ins: entry points when vwmerge's metadata is installed, DEFAULT_PLUGINS when it is not.
+def test_default_plugins_are_the_builtin_entry_points() -> None:
+    """The code list and the pyproject entry points name the same modules (docs/plugins.md)."""
+    eps = {
+        ep.name: ep.value
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        if ep.dist is not None and ep.dist.name == BUILTIN_DISTRIBUTION
+    }
+    assert eps == {name: f"vwmerge.plugins.{name}" for name in DEFAULT_PLUGINS}
+    plugin_modules = {p.stem for p in Path(vwmerge.plugins.__file__).parent.glob("*.py")}
+    helpers = {"__init__", "confidence_sequence"}  # modules the plugins share, with no hooks
+    assert plugin_modules - helpers == set(DEFAULT_PLUGINS)
+
+
+def _source_tree_without_metadata(tmp_path: Path) -> dict[str, str]:
+    """vwmerge as a bare source tree (core/ as vwmerge/, plugins/ inside it) and its runtime
+    dependencies, with no package metadata for any of them; the environment to run it with."""
+    root = Path(__file__).resolve().parent.parent
+    src = tmp_path / "src"
+    shutil.copytree(root / "core", src / "vwmerge", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(root / "plugins", src / "vwmerge" / "plugins", ignore=shutil.ignore_patterns("__pycache__"))
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    for name in ("numpy", "pluggy", "attr", "attrs", "click", "structlog"):
+        package = Path(importlib.import_module(name).__file__ or "").parent
+        (deps / name).symlink_to(package)
+        libs = package.parent / f"{name}.libs"  # manylinux wheels keep shared libraries beside
+        if libs.is_dir():
+            (deps / libs.name).symlink_to(libs)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = os.pathsep.join([str(src), str(deps)])
+    return env
+
+
+def test_a_source_tree_without_metadata_has_its_builtins(models: Models, tmp_path: Path) -> None:
+    env = _source_tree_without_metadata(tmp_path)
+    a, b = models.inputs("--cb_explore_adf --epsilon 0.1", 2)
+    out = tmp_path / "merged.model"
+    script = (
+        "import importlib.metadata as md, sys, vwmerge\n"
+        "assert vwmerge.__file__.startswith(sys.argv[1]), vwmerge.__file__\n"
+        "assert not list(md.entry_points(group='vwmerge'))\n"
+        "vwmerge.merge([vwmerge.load(sys.argv[2]), vwmerge.load(sys.argv[3])]).save(sys.argv[4])\n"
+    )
+    cmd = [sys.executable, "-S", "-c", script, str(tmp_path / "src"), str(a), str(b), str(out)]
+    subprocess.run(cmd, env=env, check=True, cwd=tmp_path, timeout=120)
+    assert out.read_bytes() == vwmerge.merge([vwmerge.load(a), vwmerge.load(b)]).to_bytes()
+
+    listing = subprocess.run(
+        [sys.executable, "-S", "-m", "vwmerge", "plugins", "--json"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    plugins = {p["name"]: p for p in json.loads(listing.stdout)["plugins"]}
+    assert set(plugins) == set(DEFAULT_PLUGINS)
+    assert {(p["distribution"], p["version"], p["builtin"]) for p in plugins.values()} == {("vwmerge", "0.0.0", True)}
+
+
+def test_blocked_builtins_stay_blocked_without_metadata(models: Models, tmp_path: Path) -> None:
+    env = _source_tree_without_metadata(tmp_path)
+    env[BLOCK_ENV] = "gd"
+    (path,) = models.inputs("", 1)
+    run = subprocess.run(
+        [sys.executable, "-S", "-m", "vwmerge", "inspect", str(path)],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert "no plugin provides a base learner" in run.stderr

@@ -43,7 +43,7 @@ CONFIGS = {
     "sgd": "--sgd",  # simple path: example-count weights
     "normalized": "--normalized",
     "adaptive": "--adaptive",
-    "cb_explore_adf": "--cb_explore_adf",  # cb_adf counters through their partial hooks
+    "cb_explore_adf": "--cb_explore_adf",  # cb_adf counters merged beside the streamed rows
     "oaa_pmsl": "--oaa 3 --per_model_save_load",
     "l1_l2": "--l1 1e-4 --l2 1e-3",  # pending truncation applied per input
     "dense": "-b 4",  # rows cover 2^bits: dense accumulators
@@ -177,29 +177,47 @@ class PartialOnlyCbAdf:
 
     vwmerge_reductions = staticmethod(cb_adf.vwmerge_reductions)
     vwmerge_save_load = staticmethod(cb_adf.vwmerge_save_load)
-    vwmerge_merge_partial = staticmethod(cb_adf.vwmerge_merge_partial)
-    vwmerge_merge_combine = staticmethod(cb_adf.vwmerge_merge_combine)
-    vwmerge_merge_finalize = staticmethod(cb_adf.vwmerge_merge_finalize)
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def vwmerge_merge_partial(self, reduction: Any, state: Any, weight: float, index: int, context: Any) -> Any:
+        self.calls.append("partial")
+        return state
+
+    def vwmerge_merge_combine(self, reduction: Any, left: Any, right: Any, context: Any) -> Any:
+        self.calls.append("combine")
+        return cb_adf.CbAdfState(left.counters + right.counters)
+
+    def vwmerge_merge_finalize(self, reduction: Any, partial: Any, context: Any) -> Any:
+        self.calls.append("finalize")
+        return partial
 
 
-def test_a_plugin_with_only_partial_hooks_merges_in_memory_and_streaming(models: Models, tmp_path: Path) -> None:
-    for name in (
-        "vwmerge_reductions",
-        "vwmerge_save_load",
-        *(f"vwmerge_merge_{h}" for h in ("partial", "combine", "finalize")),
-    ):
+def test_partial_hooks_serve_only_the_base_learner(models: Models, tmp_path: Path, logs: list[dict[str, Any]]) -> None:
+    """docs/hooks.md: a reduction above the base learner merges through vwmerge_merge only; one
+    with only the partial hooks keeps the first model's state (with the usual warning)."""
+    for name in ("vwmerge_reductions", "vwmerge_save_load"):
         hookimpl(getattr(PartialOnlyCbAdf, name))
-    registry = Registry(make_plugin_manager(extra=[(PartialOnlyCbAdf(), "partial_only_cb_adf")]))
-    paths = _inputs(models, "--cb_explore_adf", 3)
+    for h in ("partial", "combine", "finalize"):
+        hookimpl(getattr(PartialOnlyCbAdf, f"vwmerge_merge_{h}"))
+    plugin = PartialOnlyCbAdf()
+    registry = Registry(make_plugin_manager(extra=[(plugin, "partial_only_cb_adf")]))
     assert registry.owner["cb_adf"] == "partial_only_cb_adf"
-    expected = vwmerge.merge([vwmerge.load(p) for p in paths]).to_bytes()
+    paths = _inputs(models, "--cb_explore_adf", 3)
     loaded = [vwmerge.load(p, registry=registry) for p in paths]
-    assert vwmerge.merge(loaded, registry=registry).to_bytes() == expected
+    merged = vwmerge.merge(loaded, registry=registry)
+    first = loaded[0].state("cb_adf")
+    assert np.array_equal(merged.state("cb_adf").counters, first.counters)
+    assert not np.array_equal(
+        first.counters, sum((ws.state("cb_adf").counters for ws in loaded), np.zeros_like(first.counters))
+    )  # (the counters of a real merge would differ)
     merge_files(paths, tmp_path / "merged.model", registry=registry, progress=False)
-    assert (tmp_path / "merged.model").read_bytes() == expected
+    assert (tmp_path / "merged.model").read_bytes() == merged.to_bytes()
+    assert plugin.calls == []
+    assert any(e.get("reduction") == "cb_adf" and "kept_from" in e for e in logs)
 
 
-# --------------------------------------------------------------------------------------------
 # RowSums, the partial result of a weight-row merge, against a dense float32 reference.
 def _random_rows(rng: np.random.Generator, bits: int, count: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     index = np.sort(rng.choice(1 << bits, size=count, replace=False)).astype(np.uint64)

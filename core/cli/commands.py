@@ -1,6 +1,6 @@
 """The ``vwmerge`` command line: merge, check (dry run), inspect, plugins.
 
-Commands are thin: they build a request, call one function of :mod:`vwmerge.pipeline`, and
+Commands are thin: they build a request, call one function of :mod:`vwmerge.engine.pipeline`, and
 print. Every problem a user can cause arrives as a :class:`vwmerge.VWMergeError` and leaves as one
 line ``Error: <file>: <problem>`` with exit status 1 (``--debug`` adds the traceback); usage
 errors exit 2 as click decides. Log events go to stderr through structlog, command output to

@@ -33,8 +33,8 @@ hookspec = pluggy.HookspecMarker("vwmerge")
 def vwmerge_reductions() -> Sequence[ReductionSpec]:
     """Declare the reductions this plugin provides.
 
-    Return :class:`vwmerge.ReductionSpec` objects: name, stack rank (use
-    :func:`vwmerge.rank_of`), the options that enable the reduction and the ones it owns,
+    Return :class:`vwmerge.plugin.ReductionSpec` objects: name, stack rank (use
+    :func:`vwmerge.plugin.rank_of`), the options that enable the reduction and the ones it owns,
     whether it writes a model-file section, whether it is a bottom learner, and its feature width.
     The core derives each model's stack from these, like VW does from its setup list.
     """
@@ -66,7 +66,7 @@ def vwmerge_merge(
 
     ``states`` are in input order; ``weights`` carries the per-model weights (VW's
     example-count weights or the user's explicit ones, normalized or not, see
-    :class:`vwmerge.ModelWeights`). ``base`` is the base model's state when merging in base mode
+    :class:`vwmerge.plugin.ModelWeights`). ``base`` is the base model's state when merging in base mode
     and the plugin has no add/subtract hooks (otherwise the core passes deltas and base=None).
     For the bottom learner the state includes the weight table. Return None to decline: the core
     then keeps the first model's (or the base's) state and warns.
@@ -77,14 +77,17 @@ def vwmerge_merge(
 def vwmerge_merge_partial(reduction: StackEntry, state: Any, weight: float, index: int, context: PartialContext) -> Any:
     """One input's contribution to a merge, as a partial result (streaming and parallel merges).
 
-    Implement this with :func:`vwmerge_merge_combine` and :func:`vwmerge_merge_finalize` so that
-    ``vwmerge merge`` never holds more than two inputs at a time and ``--jobs``/dask can merge
+    Base learners only (``ReductionSpec(bottom=True)``): their weight rows are what a streaming
+    merge streams; every other reduction is read whole and merged by :func:`vwmerge_merge`, and
+    the core never calls the three partial hooks for it. Implement this with
+    :func:`vwmerge_merge_combine` and :func:`vwmerge_merge_finalize` so that ``vwmerge merge``
+    never holds more than two inputs at a time and ``--jobs``/dask can merge
     groups of inputs anywhere and combine the results in any grouping. ``state`` is input
     ``index``'s state (its delta from the base in base mode); ``weight`` is
     ``context.weights.values[index]``. The partial may keep views into ``state`` (gd keeps the
     mapped rows and sums them when combining): the input stays mapped until its partial has been
     combined, which the core does before it reads another input. ``context`` is a
-    :class:`vwmerge.partial.PartialContext`: ``exact`` asks for the sequential merge's exact
+    :class:`vwmerge.plugin.PartialContext`: ``exact`` asks for the sequential merge's exact
     rounding (inputs arrive in order and are combined left to right), otherwise combining must be
     associative (float64 sums, say); ``pass_index``/``prior`` are for multi-pass merges (see
     :func:`vwmerge_merge_finalize`). Without these hooks the core falls back to
@@ -106,7 +109,7 @@ def vwmerge_merge_combine(reduction: StackEntry, left: Any, right: Any, context:
 def vwmerge_merge_finalize(reduction: StackEntry, partial: Any, context: PartialContext) -> Any:
     """Turn the combined partial result of all inputs into the merged state.
 
-    Return ``vwmerge.partial.NextPass(prior)`` to ask for another pass over the inputs: the core
+    Return ``vwmerge.plugin.NextPass(prior)`` to ask for another pass over the inputs: the core
     runs partial/combine/finalize again with ``context.pass_index`` one higher and
     ``context.prior`` set (gd's exact path does this: pass 0 sums the adaptive column that pass 1
     divides by, as VW does in float32).

@@ -1,15 +1,20 @@
 """Finding plugins (entry points), resolving who owns each reduction, dispatching hooks.
 
-Like datasette and llm, built-ins are not special-cased: they are listed in vwmerge's own
-``vwmerge`` entry-point group and loaded by the same ``load_setuptools_entrypoints`` call as any
-third-party package. Dispatch is per reduction: the core calls the owning plugin's hook only.
+Built-ins register like any third-party package: they are listed in vwmerge's own ``vwmerge``
+entry-point group and loaded by the same ``load_setuptools_entrypoints`` call. Where that
+metadata is missing (a source tree on ``sys.path``, a vendored copy), :data:`DEFAULT_PLUGINS`
+registers them from code, as pytest and datasette do with theirs, so the base learners are
+always there (docs/plugins.md, "Built-in plugins"). Dispatch is per reduction: the core calls
+the owning plugin's hook only.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterable
 from functools import cache
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import attrs
@@ -29,14 +34,35 @@ BLOCK_ENV = "VWMERGE_BLOCK_PLUGINS"
 hookimpl = pluggy.HookimplMarker("vwmerge")
 log = structlog.get_logger("vwmerge")
 
-_HOOKS = (
-    "vwmerge_save_load",
-    "vwmerge_merge",
-    "vwmerge_subtract",
-    "vwmerge_add",
-    "vwmerge_example_count",
-    "vwmerge_describe",
-)
+#: The built-in plugins, by entry-point name (module ``vwmerge.plugins.<name>``): the same list
+#: as the ``vwmerge`` entry points in vwmerge's pyproject.toml (a test keeps the two equal).
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "gd", "cb_adf", "stateless", "ftrl", "freegrad", "bottoms", "trees", "marginal", "misc_state",
+    "cb_explore", "ccb", "ensemble", "epsilon_decay", "automl", "baseline_challenger", "mwt",
+    "cb_misc", "cats",
+)  # fmt: skip
+BUILTIN_PACKAGE = "vwmerge.plugins"
+
+
+def _own_version() -> str:
+    try:
+        return version(BUILTIN_DISTRIBUTION)
+    except PackageNotFoundError:  # a source tree without package metadata
+        return "0.0.0"
+
+
+def _is_builtin_module(plugin: object, name: str) -> bool:
+    return name in DEFAULT_PLUGINS and getattr(plugin, "__name__", None) == f"{BUILTIN_PACKAGE}.{name}"
+
+
+def register_builtins(pm: pluggy.PluginManager) -> None:
+    """Register every built-in the entry points did not (no metadata), unless blocked."""
+    for name in DEFAULT_PLUGINS:
+        if pm.get_plugin(name) is not None or pm.is_blocked(name):
+            continue
+        module = importlib.import_module(f"{BUILTIN_PACKAGE}.{name}")
+        if not pm.is_registered(module):
+            pm.register(module, name=name)
 
 
 @attrs.frozen
@@ -61,6 +87,7 @@ def make_plugin_manager(*, autoload: bool = True, extra: Iterable[tuple[Any, str
         pm.set_blocked(name)
     if autoload:
         pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        register_builtins(pm)
     for plugin, name in extra:
         pm.register(plugin, name=name)
     pm.check_pending()
@@ -76,6 +103,10 @@ class Registry:
         for plugin, dist in pm.list_plugin_distinfo():
             name = pm.get_name(plugin) or repr(plugin)
             self._dists[name] = (dist.project_name, dist.version)
+        for plugin in pm.get_plugins():  # built-ins registered from code (no package metadata)
+            name = pm.get_name(plugin) or repr(plugin)
+            if name not in self._dists and _is_builtin_module(plugin, name):
+                self._dists[name] = (BUILTIN_DISTRIBUTION, _own_version())
         for name, dist_name in (extra_dists or {}).items():
             self._dists[name] = (dist_name, "")
         self.specs: dict[str, ReductionSpec] = {}

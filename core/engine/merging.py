@@ -143,7 +143,7 @@ def _output_header(models: Sequence[Workspace], base: Workspace | None, options:
 class PreparedMerge:
     """A merge with every decision taken and nothing merged yet.
 
-    Split from :func:`merge` so that the streaming merger (:mod:`vwmerge.streaming`) makes the
+    Split from :func:`merge` so that the streaming merger (:mod:`vwmerge.engine.streaming`) makes the
     same checks and decisions from models loaded without their weight rows, then streams only
     the bottom learner's rows. ``states[k]`` are reduction k's input states in input order
     (deltas from the base where the reduction is additive, ``additive[k]``).
@@ -218,15 +218,17 @@ def prepare_merge(
 def merge_states(prep: PreparedMerge, k: int, entry: StackEntry, base_state: Any) -> Any:
     """Reduction ``k`` merged from ``prep.states[k]`` in memory (:func:`finish_merge`'s default).
 
-    The owning plugin's ``vwmerge_merge``, or else its partial-result hooks folded in input
-    order (they see no base state, so not for a non-additive reduction in base mode).
+    The owning plugin's ``vwmerge_merge``, or else, for the base learner, its partial-result
+    hooks folded in input order (they see no base state, so not for a non-additive base learner
+    in base mode). The partial hooks serve the base learner only: it is what a streaming merge
+    streams; every other reduction is small and merged whole by ``vwmerge_merge``.
     """
     reg, ctx = prep.context.registry, prep.context
     if reg.implements("vwmerge_merge", entry):
         return reg.call(
             "vwmerge_merge", entry, states=list(prep.states[k]), weights=ctx.weights, base=base_state, context=ctx
         )
-    if base_state is None and supports_partial(reg, entry):
+    if entry.bottom and base_state is None and supports_partial(reg, entry):
         return merge_in_memory(reg, entry, list(prep.states[k]), ctx)
     return None
 

@@ -45,7 +45,7 @@ class MergeRequest:
     weights: tuple[float, ...] | None = attrs.field(default=None, converter=_weights_converter)
     normalize: bool = True
     vw_options: str | None = None
-    #: Where the merge runs (see vwmerge.streaming.merge_files): worker processes, "local" or
+    #: Where the merge runs (see vwmerge.engine.streaming.merge_files): worker processes, "local" or
     #: "dask", the dask scheduler; progress None = a bar when stderr is a terminal.
     jobs: int = 1
     executor: str | None = None
@@ -140,7 +140,7 @@ def check_request(request: MergeRequest) -> None:
 # --------------------------------------------------------------------------------------------
 # A real merge.
 def run_merge(request: MergeRequest, *, registry: Registry | None = None) -> MergeReport:
-    """Merge streaming (:func:`vwmerge.streaming.merge_files`), save atomically.
+    """Merge streaming (:func:`vwmerge.engine.streaming.merge_files`), save atomically.
 
     Nothing is written unless every step before saving worked.
     """
@@ -233,7 +233,7 @@ def _stack_plan(
     kept_from = "the base model's" if request.base else "the first model's"
     for entry in first.stack:
         dist, version = reg.distribution(entry.plugin)
-        has_merge = reg.implements("vwmerge_merge", entry) or supports_partial(reg, entry)
+        has_merge = reg.implements("vwmerge_merge", entry) or (entry.bottom and supports_partial(reg, entry))
         additive = reg.implements("vwmerge_subtract", entry) and reg.implements("vwmerge_add", entry)
         if not entry.section:
             action, note = "none", "writes no section to the file; nothing to merge"

@@ -151,6 +151,10 @@ def add_at(target: np.ndarray, positions: np.ndarray, values: np.ndarray) -> Non
     np.add.at(target, np.ascontiguousarray(positions), np.ascontiguousarray(values))
 
 
+#: ``contribution(rows, values, positions)``: a block's additions (see :meth:`RowSums.accumulate`).
+Contribution = Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
+
+
 @attrs.frozen(eq=False)
 class RowSums:
     """Per-row accumulators over the union of some inputs' weight rows.
@@ -210,15 +214,17 @@ class RowSums:
         self,
         index: np.ndarray,
         values: np.ndarray,
-        contribution: Callable[[np.ndarray, np.ndarray], np.ndarray],
+        contribution: Contribution,
         *,
         in_place: bool = False,
     ) -> RowSums:
         """``self`` plus one input's contribution at its rows ``index`` (sorted, unique).
 
-        ``contribution(index_block, values_block)`` returns the block's m × rows additions; it is
-        called a :data:`BLOCK` of rows at a time, so no temporary grows with the input and
-        ``index``/``values`` are only read (they may be views of a mapped file).
+        ``contribution(rows, values, positions)`` returns the m × len(rows) additions for a block
+        of rows and their values; ``positions`` is ``rows`` as array positions when the sums are
+        dense, None when they are sparse. Dense sums call it a :data:`BLOCK` of rows at a time,
+        so no temporary grows with the input; ``index``/``values`` are only read (they may be
+        views of a mapped file).
         """
         if self.index is not None and dense_pays(self.bits, max(len(self.index), len(index))):
             return self._densified().accumulate(index, values, contribution, in_place=True)

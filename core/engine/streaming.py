@@ -117,7 +117,7 @@ def merge_files(
     The semantics and the first arguments are :func:`vwmerge.merge`'s. ``jobs`` > 1 folds
     groups of inputs in that many processes; ``executor="dask"`` runs on a dask cluster
     (``scheduler``: an address, a ``distributed.Client`` or a cluster; none starts a local
-    one); an :class:`vwmerge.executors.Executor` instance is used as is. ``progress``: None
+    one); an :class:`vwmerge.engine.executors.Executor` instance is used as is. ``progress``: None
     draws a bar when stderr is a terminal, False never. Returns the phases' times, bytes and
     the peak memory.
     """

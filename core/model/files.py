@@ -155,7 +155,7 @@ class _FileSink(list):  # type: ignore[type-arg]
 
 
 class StreamWriter(Writer):
-    """A :class:`vwmerge.binio.Writer` that writes through to a file as sections are saved."""
+    """A :class:`vwmerge.format.binio.Writer` that writes through to a file as sections are saved."""
 
     def __init__(self, f: IO[bytes]) -> None:
         self.parts = _FileSink(f)

@@ -17,8 +17,7 @@ from typing import Any
 
 import attrs
 import structlog
-from vwmerge import ReductionSpec, SectionIO, StackEntry, hookimpl, rank_of
-from vwmerge.contract.context import MergeContext, ModelWeights
+from vwmerge.plugin import MergeContext, ModelWeights, ReductionSpec, SectionIO, StackEntry, hookimpl, rank_of
 
 DISTRIBUTION = "vwmerge-example-plugin"
 REDUCTION = "cb_explore_adf_squarecb"
