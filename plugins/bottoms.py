@@ -51,7 +51,6 @@ from vwmerge.plugins.gd import GdState, combine_tables, merge_tables_exact, save
 
 GD_LIKE = ("svrg", "OjaNewton")
 ROWS_ONLY = ("cbzo",)
-DENSE = ("lda", "rank")
 
 
 @attrs.frozen(eq=False)

@@ -51,7 +51,10 @@ class BoostingState:
             isinstance(other, BoostingState)
             and (self.alg, self.n) == (other.alg, other.n)
             and np.array_equal(self.alpha, other.alpha)
-            and ((self.v is None and other.v is None) or (self.v is not None and np.array_equal(self.v, other.v)))
+            and (
+                (self.v is None and other.v is None)
+                or (self.v is not None and other.v is not None and np.array_equal(self.v, other.v))
+            )
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -124,7 +127,9 @@ def vwmerge_merge(
         return first
     sizes = {s.n for s in states} | ({base.n} if base is not None else set())
     if len(sizes) > 1:
-        raise IncompatibleModelsError(f"boosting: the models have different numbers of weak learners ({sorted(sizes)})")
+        raise IncompatibleModelsError(
+            f"boosting: the models have different numbers of weak learners ({sorted(sizes, key=str)})"
+        )
     w = np.asarray(weights.values, dtype=np.float64)
     alpha = _weighted([s.alpha for s in states], w, base.alpha if base is not None else None)
     v = None

@@ -209,7 +209,8 @@ class ProximalConstants:
         L1 dead zone) where w = 0."""
         z = -np.sign(w) * (self.l1 + np.abs(w) * (self.c0 + self.s * np.sqrt(n)))
         dead = np.clip(fallback, -self.l1, self.l1)
-        return np.where(w != 0, z, dead)
+        dual: np.ndarray = np.where(w != 0, z, dead)
+        return dual
 
 
 TOLERANCE = 1e-3

@@ -44,10 +44,6 @@ U64 = 1 << 64
 TRUNCATION_APPLIED = "applied pending --l1/--l2 truncation before merging (VW merges raw weights)"
 
 
-def is_sgd_like(options: Options) -> bool:
-    return options.has_any("sgd", "invariant") and not options.has_any("adaptive", "normalized")
-
-
 def gd_columns(options: Options, resume: bool) -> tuple[str, ...]:
     """Which floats each saved row carries: decided by the resume flag and the options."""
     if not resume:

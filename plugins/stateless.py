@@ -8,6 +8,9 @@ reductions below them store.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from vwmerge.plugin import Options, ReductionSpec, hookimpl, rank_of
 
 #: Bottom learners that VW lists *above* scorer (lda, cbzo). VW's setup walks its list from the top
@@ -66,7 +69,7 @@ def _generate_interactions_enabled(options: Options) -> bool:
     return "ccb_explore_adf" in options or _has_wildcard_interaction(options)
 
 
-def _int_opt(name: str, default: int = 1):
+def _int_opt(name: str, default: int = 1) -> Callable[[Options], int]:
     def width(options: Options) -> int:
         return options.get_int(name, default)
 
@@ -88,7 +91,9 @@ def _lrq_width(options: Options) -> int:
     return 1 + max(ranks, default=0)
 
 
-def _spec(name: str, rank_name: str, triggers: tuple[str, ...], options: tuple[str, ...] = (), **kw) -> ReductionSpec:
+def _spec(
+    name: str, rank_name: str, triggers: tuple[str, ...], options: tuple[str, ...] = (), **kw: Any
+) -> ReductionSpec:
     return ReductionSpec(name=name, rank=rank_of(rank_name), triggers=triggers, options=options, **kw)
 
 

@@ -187,10 +187,6 @@ def _combine(values: Sequence[float], base: float | None) -> float:
     return sum(values) if base is None else base + sum(v - base for v in values)
 
 
-def _f32(x: float) -> float:
-    return float(np.float32(x))
-
-
 def _f32_div(num: float, den: int) -> float:
     """VW's ``static_cast<float>(double) / uint32``, in float32."""
     return float(np.float32(num) / np.float32(den)) if den else 0.0
@@ -459,7 +455,7 @@ def _widths(name: str) -> Callable[[Options], int]:
         if name == "recall_tree":
             k = o.get_int("recall_tree", 2)
             depth = o.get_int("max_depth", math.ceil(math.log2(k)) if k > 1 else 0)
-            return (2**depth - 1) + k
+            return (int(2**depth) - 1) + k
         if name == "memory_tree":
             n = o.get_int("memory_tree", 0) + 1
             return n + (o.get_int("max_number_of_labels", 10) if "oas" in o else 0)

@@ -65,4 +65,5 @@ def configure(level: str = "info", fmt: LogFormat = "auto", *, stream: TextIO | 
 
 def get_logger() -> structlog.typing.FilteringBoundLogger:
     """The one logger vwmerge writes user-visible events to."""
-    return structlog.get_logger("vwmerge")
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger("vwmerge")
+    return logger

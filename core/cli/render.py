@@ -167,8 +167,8 @@ def render_inspect(doc: Mapping[str, Any]) -> str:
     lines += table(rows, right=[3])
 
     for s in stack:
-        state = s["state"] if isinstance(s["state"], Mapping) else {}
-        for key, value in state.items():
+        blocks: Mapping[str, Any] = s["state"] if isinstance(s["state"], Mapping) else {}
+        for key, value in blocks.items():
             if not isinstance(value, Mapping):
                 continue
             title = f"{_BLOCK_TITLES.get(key, key)} ({s['reduction']})"

@@ -38,6 +38,7 @@ def vwmerge_reductions() -> Sequence[ReductionSpec]:
     whether it writes a model-file section, whether it is a bottom learner, and its feature width.
     The core derives each model's stack from these, like VW does from its setup list.
     """
+    raise NotImplementedError  # a specification: pluggy calls the plugins' implementations
 
 
 @hookspec(firstresult=True)

@@ -80,6 +80,16 @@ class PluginInfo:
         return self.distribution == BUILTIN_DISTRIBUTION
 
 
+def _declared_specs(plugin_name: str, declared: object) -> list[ReductionSpec]:
+    """What a plugin's ``vwmerge_reductions`` returned, checked: ReductionSpec objects (or None)."""
+    if declared is None:
+        return []
+    specs = list(declared) if isinstance(declared, Iterable) else None
+    if specs is None or not all(isinstance(s, ReductionSpec) for s in specs):
+        raise PluginError(f"plugin '{plugin_name}': vwmerge_reductions must return a list of ReductionSpec objects")
+    return specs
+
+
 def make_plugin_manager(*, autoload: bool = True, extra: Iterable[tuple[Any, str]] = ()) -> pluggy.PluginManager:
     pm = pluggy.PluginManager("vwmerge")
     pm.add_hookspecs(hookspecs)
@@ -114,7 +124,7 @@ class Registry:
         self.overrides: list[tuple[str, str, str]] = []
         self._declared: dict[str, list[str]] = {}
         for impl in pm.hook.vwmerge_reductions.get_hookimpls():
-            for spec in impl.function() or ():
+            for spec in _declared_specs(impl.plugin_name, impl.function()):
                 self._declare(impl.plugin_name, spec)
         self._callers: dict[tuple[str, str], Any] = {}
         self._stacks: dict[Options, tuple[StackEntry, ...]] = {}

@@ -10,7 +10,7 @@ taken from :data:`VW_SETUP_ORDER`, and the core sorts the enabled ones.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -136,7 +136,6 @@ class ModelInfo:
     options: Options
     stack: tuple[StackEntry, ...]
     source: str
-    extra: Any = None
 
     @property
     def version(self) -> tuple[int, int, int]:
@@ -149,9 +148,3 @@ class ModelInfo:
     @property
     def bottom(self) -> StackEntry:
         return self.stack[-1]
-
-    def has(self, name: str) -> bool:
-        return any(e.name == name for e in self.stack)
-
-    def names(self) -> list[str]:
-        return [e.name for e in self.stack]

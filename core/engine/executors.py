@@ -26,7 +26,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import attrs
 
@@ -142,7 +142,7 @@ def read_ahead(items: Iterable[T], start: int = 2) -> Iterator[T]:
                 return
             handed += 1
             pending = reader.submit(next, source, _END) if handed > start else None
-            yield item
+            yield cast(T, item)  # not _END: an item of ``items``
             del item
 
 

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,10 @@ from .report import MergeReport
 from .streaming import merge_files
 
 
+def _inputs_converter(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 def _weights_converter(value: Sequence[float] | None) -> tuple[float, ...] | None:
     return None if value is None else tuple(float(v) for v in value)
 
@@ -39,7 +43,7 @@ def _weights_converter(value: Sequence[float] | None) -> tuple[float, ...] | Non
 class MergeRequest:
     """One merge as the user asked for it: paths and settings, nothing loaded yet."""
 
-    inputs: tuple[str, ...] = attrs.field(converter=tuple)
+    inputs: tuple[str, ...] = attrs.field(converter=_inputs_converter)
     output: str | None = None
     base: str | None = None
     weights: tuple[float, ...] | None = attrs.field(default=None, converter=_weights_converter)

@@ -246,8 +246,10 @@ class RowSums:
         """Accumulator ``j`` at rows ``index`` (sorted, unique), which must all be covered;
         ``positions``: the same rows as array positions, if already at hand."""
         if self.index is None:
-            return self.sums[j][_positions(index) if positions is None else positions]
-        return self.sums[j][np.searchsorted(self.index, np.asarray(index).astype(np.uint64, copy=False))]
+            at: np.ndarray = self.sums[j][_positions(index) if positions is None else positions]
+        else:
+            at = self.sums[j][np.searchsorted(self.index, np.asarray(index).astype(np.uint64, copy=False))]
+        return at
 
     def _densified(self) -> RowSums:
         assert self.index is not None
@@ -315,7 +317,7 @@ class RowSums:
 
         def kept(start: int) -> np.ndarray:
             vals = values(start)
-            present = vals[0] != 0
+            present: np.ndarray = vals[0] != 0
             for j in range(1, len(vals)):
                 present |= vals[j] != 0
             return present

@@ -7,6 +7,7 @@ or hostile file produces a clear :class:`ModelFormatError`, never a MemoryError.
 
 from __future__ import annotations
 
+import builtins
 import struct
 from typing import Any
 
@@ -172,5 +173,5 @@ class Writer:
         a = np.ascontiguousarray(arr, dtype=dtype) if dtype is not None else np.ascontiguousarray(arr)
         self.parts.append(a.tobytes())
 
-    def getvalue(self) -> bytes:
+    def getvalue(self) -> builtins.bytes:  # (``bytes`` here is the method above)
         return b"".join(self.parts)

@@ -96,14 +96,16 @@ class WeightTable:
         """The rows as one record array of dtype ``dt``, if index and values are its fields."""
         idx, vals = self.index, self.values
         base = idx.base
+        fields = dt.fields
         if (
             base is None
+            or fields is None
             or vals.base is not base
             or idx.dtype != dt["i"]
             or vals.dtype != dt["v"].base
             or idx.strides != (dt.itemsize,)
             or vals.strides != (dt.itemsize, vals.itemsize)
-            or vals.ctypes.data - idx.ctypes.data != dt.fields["v"][1]
+            or vals.ctypes.data - idx.ctypes.data != fields["v"][1]
         ):
             return None
         memory = np.frombuffer(base, np.uint8)

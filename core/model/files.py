@@ -38,9 +38,10 @@ def _fsspec(url: str) -> tuple[Any, str]:
     except ImportError:
         raise VWMergeError("reading or writing URLs needs fsspec: pip install 'vwmerge[dask]'", source=url) from None
     try:
-        return fsspec.core.url_to_fs(url)
+        fs, path = fsspec.core.url_to_fs(url)
     except (ImportError, ValueError) as e:  # unknown protocol, or its package is not installed
         raise VWMergeError(f"cannot open this URL: {e}", source=url) from None
+    return fs, path
 
 
 def local_path(target: str) -> str | None:
@@ -102,7 +103,7 @@ def open_source(source: Source, name: str | None = None) -> tuple[memoryview, st
         return memoryview(source).cast("B"), name or "<bytes>"
     if hasattr(source, "read"):
         data = source.read()
-        return memoryview(data).cast("B"), name or getattr(source, "name", "<stream>")
+        return memoryview(data).cast("B"), name or str(getattr(source, "name", "<stream>"))
     path = os.fspath(source)
     return map_file(path, name or path), name or path
 
@@ -141,7 +142,7 @@ def remote_head(target: str, head: int, total: int) -> memoryview:
     return memoryview(buf)
 
 
-class _FileSink(list):  # type: ignore[type-arg]
+class _FileSink(list[bytes]):
     """The ``parts`` of a :class:`StreamWriter`: bytes go to the file instead of a list."""
 
     def __init__(self, f: IO[bytes]) -> None:
@@ -149,7 +150,7 @@ class _FileSink(list):  # type: ignore[type-arg]
         self.file = f
         self.written = 0
 
-    def append(self, data: bytes) -> None:  # type: ignore[override]
+    def append(self, data: bytes) -> None:
         self.file.write(data)
         self.written += len(data)
 
@@ -158,11 +159,12 @@ class StreamWriter(Writer):
     """A :class:`vwmerge.format.binio.Writer` that writes through to a file as sections are saved."""
 
     def __init__(self, f: IO[bytes]) -> None:
-        self.parts = _FileSink(f)
+        self._sink = _FileSink(f)
+        self.parts = self._sink
 
     @property
     def written(self) -> int:
-        return self.parts.written  # type: ignore[attr-defined,no-any-return]
+        return self._sink.written
 
 
 def _new_file_mode(path: str) -> int:
