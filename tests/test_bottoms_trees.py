@@ -13,9 +13,7 @@ Add a configuration: one :class:`Cfg` in :data:`CONFIGS` (a label type goes in `
 
 from __future__ import annotations
 
-import json
 import math
-import random
 import subprocess
 import sys
 from collections.abc import Callable
@@ -27,169 +25,18 @@ import numpy as np
 import pytest
 import vowpalwabbit
 import vwmerge
-import vwtrain
-from conftest import INPUT_SEEDS, INPUT_SIZES, Models
+from helpers import vwtrain
+from helpers.configs import BOTTOM_CONFIGS, Cfg
+from helpers.models import INPUT_SIZES, Models
+from helpers.zoo import Zoo
 from vwmerge.format.weights import align
 from vwmerge.plugins.misc_state import ActiveState
 from vwmerge.plugins.trees import LogMultiState, RecallTreeState
 
-
-@attrs.frozen
-class Cfg:
-    """A VW configuration, how it is trained, and what VW needs besides the file to load it."""
-
-    args: str
-    #: VW's learner names that must be enabled (get_enabled_learners) ...
-    vw: tuple[str, ...]
-    #: ... and the vwmerge stack entries they correspond to
-    names: tuple[str, ...]
-    #: learn (Workspace.learn), passes (a data file, 3 passes, cache), file (a data file), dsjson
-    train: str = "learn"
-    #: options VW needs to load the model that the file does not record
-    extra: str = ""
-    #: options vwmerge needs (they change the layout)
-    vw_options: str = ""
-    #: merging k copies predicts exactly like the model (marginal's counts legitimately add up)
-    copies_predict: bool = True
-
-    @property
-    def id(self) -> str:
-        return self.args
-
-
-CONFIGS: tuple[Cfg, ...] = (
-    Cfg("--ftrl", ("ftrl-Proximal-FTRL",), ("ftrl",)),
-    Cfg("--ftrl --ftrl_alpha 0.1 --ftrl_beta 0.5", ("ftrl-Proximal-FTRL",), ("ftrl",)),
-    Cfg("--ftrl --predict_only_model", ("ftrl-Proximal-FTRL",), ("ftrl",)),
-    Cfg("--pistol", ("ftrl-PiSTOL",), ("pistol",)),
-    Cfg("--coin", ("ftrl-Coin Betting",), ("coin",)),
-    Cfg("--coin --predict_only_model", ("ftrl-Coin Betting",), ("coin",)),
-    Cfg("--freegrad", ("freegrad",), ("freegrad",)),
-    Cfg("--freegrad --restart", ("freegrad",), ("freegrad",)),
-    Cfg("--svrg", ("svrg",), ("svrg",), train="passes"),
-    Cfg("--OjaNewton", ("OjaNewton",), ("OjaNewton",)),
-    Cfg("--cbzo --policy linear -b 12", ("cbzo",), ("cbzo",)),
-    Cfg("--bfgs --predict_only_model -b 12", ("bfgs",), ("bfgs",), train="passes", extra="--predict_only_model"),
-    Cfg("--lda 3 -b 8", ("lda",), ("lda",), train="file"),
-    Cfg("--rank 2 -q ab -b 10", ("rank",), ("rank",)),
-    Cfg("--log_multi 3", ("log_multi",), ("log_multi",)),
-    Cfg("--recall_tree 4", ("recall_tree",), ("recall_tree",)),
-    Cfg("--memory_tree 4", ("memory_tree",), ("memory_tree",)),
-    Cfg(
-        "--memory_tree 4 --oas --max_number_of_labels 4",
-        ("memory_tree",),
-        ("memory_tree",),
-        extra="--oas --max_number_of_labels 4",
-    ),
-    Cfg("--plt 4 --loss_function logistic", ("plt",), ("plt",), extra="--loss_function logistic"),
-    Cfg("--marginal m", ("marginal",), ("marginal",), copies_predict=False),
-    Cfg(
-        "--marginal m --compete",
-        ("marginal",),
-        ("marginal",),
-        extra="--compete",
-        vw_options="--compete",
-        copies_predict=False,
-    ),
-    Cfg("--active --simulation", ("active-simulation",), ("active",), extra="--simulation"),
-    Cfg("--stage_poly -b 10 --batch_sz 8", ("stage_poly",), ("stage_poly",)),
-    Cfg(
-        "--cb_explore_adf --coin --experimental_igl -q UA --dsjson",
-        ("experimental_igl", "ftrl-Coin Betting"),
-        ("experimental_igl", "coin"),
-        train="dsjson",
-    ),
-    Cfg("--new_mf 2 -q ab -b 10", ("new_mf",), ("new_mf",)),
-    Cfg("--lrqfa ab2", ("lrqfa",), ("lrqfa",)),
-    Cfg("--baseline", ("baseline",), ("baseline",)),
-    Cfg("--confidence", ("confidence",), ("confidence",)),
-    Cfg("--autolink 2", ("autolink",), ("autolink",)),
-    Cfg("--top 2", ("top",), ("top",)),
-    Cfg("--interact ab", ("interact",), ("interact",)),
-    Cfg("--cs_active 3", ("cs_active",), ("cs_active",), extra="--simulation"),
-)
+CONFIGS = BOTTOM_CONFIGS
 BY_ARGS = {c.args: c for c in CONFIGS}
 FTRL_FAMILY = ("--ftrl", "--pistol", "--coin", "--freegrad")
 NO_COUNT = "model records no example count"
-
-
-# --------------------------------------------------------------------------------------------
-# Training and predicting through data files (passes, lda's unlabeled text, IGL's dsjson).
-def _igl_lines(rng: random.Random, n: int) -> list[str]:
-    """Interaction-grounded examples: observations instead of rewards (dsjson only)."""
-    users, actions = ["Tom", "Anna", "Ben"], ["politics", "sports", "music", "food"]
-    lines = []
-    for _ in range(n):
-        user, chosen = rng.choice(users), rng.randrange(len(actions))
-        click = (user == "Tom") == (chosen % 2 == 0)
-        ex = {
-            "_label_cost": 0, "_label_probability": 0.25, "_label_Action": chosen + 1, "_labelIndex": chosen,
-            "o": [{"v": {"v=click" if click else "v=none": 1}, "_definitely_bad": False}],
-            "a": list(range(len(actions))),
-            "c": {"User": {f"user={user}": 1, f"time={rng.choice(['am', 'pm'])}": 1},
-                  "_multi": [{"Action": {f"action={a}": 1}} for a in actions]},
-            "p": [0.25] * 4, "_original_label_cost": 0,
-        }  # fmt: skip
-        lines.append(json.dumps(ex))
-    return lines
-
-
-def _lines(cfg: Cfg, seed: int, n: int) -> list[str]:
-    rng = random.Random(seed)
-    if cfg.train == "dsjson":
-        return _igl_lines(rng, n)
-    return [ex if isinstance(ex, str) else "\n".join(ex) + "\n" for ex in vwtrain._examples(cfg.args, rng, n)]
-
-
-def train_file(cfg: Cfg, seed: int, n: int, path: Path) -> Path:
-    data = path.with_suffix(".txt")
-    data.write_text("\n".join(_lines(cfg, seed, n)) + "\n")
-    passes = f"--passes 3 -c -k --cache_file {path.with_suffix('.cache')}" if cfg.train == "passes" else ""
-    ws = vowpalwabbit.Workspace(f"{cfg.args} -d {data} {passes} -f {path} --quiet", enable_logging=False)
-    ws.finish()
-    return path
-
-
-def predict_file(model: Path, cfg: Cfg, lines: list[str], tmp: Path) -> list[str]:
-    """VW's predictions file for ``lines`` (lda topic vectors, dsjson actions...)."""
-    data, preds = tmp / "predict.txt", tmp / "predictions.txt"
-    data.write_text("\n".join(lines) + "\n")
-    dsjson = "--dsjson" if cfg.train == "dsjson" else ""
-    ws = vowpalwabbit.Workspace(
-        f"-i {model} -t {dsjson} -d {data} -p {preds} --quiet {cfg.extra}", enable_logging=False
-    )
-    ws.finish()
-    return preds.read_text().split("\n")
-
-
-@attrs.define
-class Zoo:
-    """Session cache: two VW models per configuration (the conftest seeds and sizes)."""
-
-    models: Models
-    root: Path
-    cache: dict[tuple[str, int], Path] = attrs.field(factory=dict)
-
-    def model(self, cfg: Cfg, i: int) -> Path:
-        seed, n = INPUT_SEEDS[i], INPUT_SIZES[i]
-        if cfg.train == "learn":
-            return self.models.train(cfg.args, seed, n)
-        key = (cfg.args, i)
-        if key not in self.cache:
-            slug = "".join(ch if ch.isalnum() else "_" for ch in cfg.args)
-            self.cache[key] = train_file(cfg, seed, n, self.root / f"{slug}.{i}.model")
-        return self.cache[key]
-
-    def pair(self, cfg: Cfg) -> tuple[Path, Path]:
-        return self.model(cfg, 0), self.model(cfg, 1)
-
-    def load(self, cfg: Cfg, path: Path) -> vwmerge.Workspace:
-        return vwmerge.load(path, vw_options=cfg.vw_options or None)
-
-    def predict(self, cfg: Cfg, path: Path, tmp: Path) -> list[Any]:
-        if cfg.train in ("file", "dsjson"):
-            return predict_file(path, cfg, _lines(cfg, 999, 12), tmp)
-        return vwtrain.predict(path, vwtrain.test_examples(cfg.args, n=12), cfg.extra)
 
 
 @pytest.fixture(scope="session")

@@ -23,96 +23,15 @@ import numpy as np
 import pytest
 import vowpalwabbit
 import vwmerge
-import vwtrain
-from conftest import Models
+from helpers import vwtrain
+from helpers.configs import CASES, Case
+from helpers.models import Models
 from vwmerge.contract.sectionio import SectionIO
 from vwmerge.format.binio import Writer
 
 NO_MERGE = "reduction has state but no merge; keeping one model's state unchanged"
 
 
-@attrs.frozen
-class Case:
-    """A VW configuration and the reductions of this plugin set it must put in the stack."""
-
-    args: str
-    #: reductions that must be in vwmerge's stack (and, by name prefix, in VW's learner list)
-    stack: tuple[str, ...]
-    #: of those, the ones that write a section: their merge rule is checked (see RULES)
-    stateful: tuple[str, ...] = ()
-    #: per-model states expected for cb_adf under --per_model_save_load (reductions.md §3)
-    pmsl: int | None = None
-    #: VW's base-model merge works (ccb: VW refuses, "interactions size" of its fresh output)
-    vw_merges_base: bool = True
-
-    @property
-    def id(self) -> str:
-        return self.args
-
-
-CASES: tuple[Case, ...] = (
-    Case("--cb_explore_adf", ("cb_explore_adf_greedy",)),
-    Case("--cb_explore_adf --squarecb", ("cb_explore_adf_squarecb",), ("cb_explore_adf_squarecb",)),
-    Case("--cb_explore_adf --squarecb --elim", ("cb_explore_adf_squarecb",), ("cb_explore_adf_squarecb",)),
-    Case("--cb_explore_adf --regcb", ("cb_explore_adf_regcb",), ("cb_explore_adf_regcb",)),
-    Case("--cb_explore_adf --regcbopt", ("cb_explore_adf_regcb",), ("cb_explore_adf_regcb",)),
-    Case("--cb_explore_adf --cover 3", ("cb_explore_adf_cover",), ("cb_explore_adf_cover",)),
-    Case("--cb_explore_adf --cover 3 --per_model_save_load", ("cb_explore_adf_cover",), ("cb_explore_adf_cover",), 8),
-    Case("--cb_explore_adf --bag 3", ("cb_explore_adf_bag",)),
-    Case("--cb_explore_adf --bag 3 --per_model_save_load", ("cb_explore_adf_bag",), pmsl=3),
-    Case("--cb_explore_adf --softmax", ("cb_explore_adf_softmax",)),
-    Case("--cb_explore_adf --first 100", ("cb_explore_adf_first",), ("cb_explore_adf_first",)),
-    Case("--cb_explore_adf --synthcover", ("cb_explore_adf_synthcover",), ("cb_explore_adf_synthcover",)),
-    Case("--cb_explore_adf --rnd 3", ("cb_explore_adf_rnd",)),
-    Case("--cb_explore_adf --rnd 2 --per_model_save_load", ("cb_explore_adf_rnd",), pmsl=3),
-    Case(
-        "--cb_explore_adf --large_action_space",
-        ("cb_explore_adf_large_action_space", "cb_explore_adf_greedy", "cb_actions_mask"),
-    ),
-    Case(
-        "--cb_explore_adf --large_action_space --squarecb",
-        ("cb_explore_adf_large_action_space", "cb_explore_adf_squarecb", "cb_actions_mask"),
-        ("cb_explore_adf_squarecb",),
-    ),
-    Case("--cb_explore_adf --graph_feedback", ("cb_explore_adf_graph_feedback",), ("cb_explore_adf_graph_feedback",)),
-    Case("--cb_explore 3 --cb_force_legacy", ("cb_explore", "cb_algs"), ("cb_explore",)),
-    Case("--cb_explore 3 --cb_force_legacy --cover 2", ("cb_explore", "cb_algs"), ("cb_explore",)),
-    Case("--cb_explore 3 --cb_force_legacy --bag 3", ("cb_explore", "cb_algs"), ("cb_explore",)),
-    Case("--cb_explore 3 --cb_force_legacy --first 3", ("cb_explore", "cb_algs"), ("cb_explore",)),
-    Case("--cb 3 --cb_force_legacy", ("cb_algs",)),
-    Case("--cb_explore_adf --epsilon_decay --model_count 3", ("epsilon_decay",), ("epsilon_decay",)),
-    Case(
-        "--cb_explore_adf --epsilon_decay --model_count 2 --per_model_save_load",
-        ("epsilon_decay",),
-        ("epsilon_decay",),
-        2,
-    ),
-    Case("--cb_explore_adf --automl 3", ("automl",), ("automl",)),
-    Case("--cb_explore_adf --automl 2 --per_model_save_load", ("automl",), ("automl",), 2),
-    Case("--ccb_explore_adf", ("ccb_explore_adf", "cb_sample"), ("ccb_explore_adf",), vw_merges_base=False),
-    Case("--slates", ("slates", "ccb_explore_adf", "cb_sample"), ("ccb_explore_adf",), vw_merges_base=False),
-    Case("--cb_explore_adf --baseline_challenger_cb", ("baseline_challenger_cb",), ("baseline_challenger_cb",)),
-    Case("--cb_explore_adf --cb_dro", ("cb_dro",)),
-    Case("--cb_explore_adf --explore_eval", ("explore_eval",)),
-    Case("--cbify 3", ("cbify",)),
-    Case("--cbify 3 --cb_explore_adf --squarecb", ("cbify", "cb_explore_adf_squarecb"), ("cb_explore_adf_squarecb",)),
-    Case("--cbify 3 --cb_force_legacy --cover 2", ("cbify", "cb_explore", "cb_algs"), ("cb_explore",)),
-    Case("--boosting 3", ("boosting",), ("boosting",)),
-    Case("--boosting 3 --alg logistic", ("boosting",), ("boosting",)),
-    Case("--boosting 3 --alg adaptive", ("boosting",), ("boosting",)),
-    Case("--bootstrap 3", ("bootstrap",)),
-    Case("--multiworld_test f", ("multiworld_test",), ("multiworld_test",)),
-    Case("--multiworld_test f --learn 3", ("multiworld_test", "cb_algs"), ("multiworld_test",)),
-    Case("--warm_cb 3 --cb_explore_adf --warm_start 10 --interaction 30", ("warm_cb",)),
-    Case(
-        "--cats 4 --min_value 0 --max_value 10 --bandwidth 1",
-        ("cats", "cats_pdf", "cats_tree", "get_pmf", "pmf_to_pdf", "cb_explore_pdf", "sample_pdf"),
-    ),
-    Case(
-        "--cats_pdf 4 --min_value 0 --max_value 10 --bandwidth 1",
-        ("cats_pdf", "cats_tree", "get_pmf", "pmf_to_pdf", "cb_explore_pdf"),
-    ),
-)
 STATEFUL = tuple(c for c in CASES if c.stateful)
 
 #: VW's learner name for a vwmerge reduction name, where they differ beyond a ``-suffix``.

@@ -21,8 +21,8 @@ import attrs
 import numpy as np
 import pytest
 import vwmerge
-import vwtrain
-from conftest import Models
+from helpers import vwtrain
+from helpers.models import Models
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("day*.model"))

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import vwmerge
 import vwmerge.model.files
-from conftest import Models
-from streamcheck import assert_within_rounding
+from helpers.models import Models
+from helpers.streamcheck import assert_within_rounding
 from vwmerge.engine.streaming import merge_files
 
 distributed = pytest.importorskip("distributed")

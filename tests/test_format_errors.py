@@ -16,7 +16,7 @@ from pathlib import Path
 import attrs
 import pytest
 import vwmerge
-from conftest import Models
+from helpers.models import Models
 from vwmerge.format.binio import Reader
 from vwmerge.format.header import Header
 

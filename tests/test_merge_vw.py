@@ -16,8 +16,8 @@ import attrs
 import numpy as np
 import pytest
 import vwmerge
-import vwtrain
-from conftest import Models
+from helpers import vwtrain
+from helpers.models import Models
 from vwmerge.format.options import Options
 from vwmerge.format.weights import WeightTable
 

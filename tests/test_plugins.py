@@ -28,8 +28,8 @@ import pytest
 import vowpalwabbit
 import vwmerge
 import vwmerge.plugins
-import vwtrain
-from conftest import EXAMPLE_PLUGIN_DIST, EXAMPLE_PLUGIN_ENTRY_POINT, Models, example_plugin_entry_point
+from helpers import vwtrain
+from helpers.models import EXAMPLE_PLUGIN_DIST, EXAMPLE_PLUGIN_ENTRY_POINT, Models, example_plugin_entry_point
 from vwmerge import ReductionSpec, SectionIO, StackEntry, hookimpl, rank_of
 from vwmerge.contract.registry import BLOCK_ENV, BUILTIN_DISTRIBUTION, DEFAULT_PLUGINS, ENTRY_POINT_GROUP
 from vwmerge.plugins import gd as gd_plugin

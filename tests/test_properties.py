@@ -24,12 +24,12 @@ import attrs
 import numpy as np
 import pytest
 import vwmerge
+from helpers.vwtrain import predict, test_examples, train
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from vwmerge.contract.sectionio import SectionIO
 from vwmerge.format.binio import Writer
 from vwmerge.format.weights import WeightTable
-from vwtrain import predict, test_examples, train
 
 U32 = 2.0**-24  #: float32 unit roundoff
 U64 = 2.0**-53  #: float64 unit roundoff

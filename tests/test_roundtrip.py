@@ -12,89 +12,18 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-import attrs
 import numpy as np
 import pytest
 import vowpalwabbit
 import vwmerge
-from conftest import INPUT_SIZES, Models
+from helpers.configs import ROUNDTRIP_CONFIGS, Config
+from helpers.models import INPUT_SIZES, Models
 from vwmerge.format.binio import Reader
 from vwmerge.format.header import Header
 from vwmerge.format.murmur import murmur3_32
 
-
-@attrs.frozen
-class Config:
-    """A training configuration and what its file must contain."""
-
-    args: str
-    k: int = 3  #: floats per weight row
-    resume: bool = True
-    cb_pairs: int = 0  #: (event_sum, action_sum) pairs cb_adf writes; 0 = no cb_adf section
-    mtr: bool = False  #: cb_adf counters are updated (cb_type mtr)
-    gd_states: int = 1  #: per-model (normalized_sum_norm_x, total_weight) pairs gd writes
-
-    def __str__(self) -> str:
-        return self.args or "default"
-
-
-SGD_LIKE = {"k": 1}
-GD = [
-    Config(""),
-    Config("--sgd", **SGD_LIKE),
-    Config("--adaptive", k=2),
-    Config("--normalized", k=2),
-    Config("--invariant", **SGD_LIKE),
-    Config("--adaptive --normalized"),
-    Config("--predict_only_model", k=1, resume=False),
-    Config("--predict_only_model --sgd", k=1, resume=False),
-    Config("--predict_only_model --adaptive", k=1, resume=False),
-    Config("--sparse_weights"),
-    Config("--sparse_weights --sgd", **SGD_LIKE),
-    Config("-b 10"),
-    Config("-b 18"),
-    Config("-b 24"),
-    Config("--sgd --sparse_weights -b 31", **SGD_LIKE),
-    Config("--loss_function logistic"),
-    Config("--loss_function hinge"),
-    Config("--loss_function quantile"),
-    Config("-q ab"),
-    Config("--cubic abb"),
-    Config("--interactions ab"),
-    Config("--noconstant"),
-    Config("--l1 1e-3 --l2 1e-3"),
-    Config("--id abc"),
-]
-#: Reductions that write no section (scorer is in every gd stack; count_label over SIMPLE labels).
-NO_SECTION = [
-    Config("--oaa 3"),
-    Config("--csoaa 3"),
-    Config("--ect 3"),
-    Config("--binary"),
-    Config("--nn 3"),
-    Config("--lrq ab2"),
-    Config("--multilabel_oaa 3"),
-    Config("--csoaa_ldf m"),
-]
-CB = [
-    *(Config(f"--cb_adf --cb_type {t}", cb_pairs=1, mtr=t == "mtr") for t in ("ips", "dm", "dr", "mtr", "sm")),
-    Config("--cb_explore_adf", cb_pairs=1, mtr=True),
-    Config("--cb 3", cb_pairs=1, mtr=True),
-    Config("--cb_explore 3", cb_pairs=1, mtr=True),
-]
-PER_MODEL = [
-    Config("--oaa 3 --per_model_save_load", gd_states=3),
-    # dr gives cb_adf width 2: gd below it stores 2 per-model states, cb_adf (nothing above) 1.
-    Config("--cb_adf --cb_type dr --per_model_save_load", cb_pairs=1, gd_states=2),
-    # Feature widths from reductions.md §3: nn k → k+1, ect k → k−1, lrq rank r → 1+r.
-    Config("--nn 3 --per_model_save_load", gd_states=4),
-    Config("--csoaa 3 --per_model_save_load", gd_states=3),
-    Config("--ect 5 --per_model_save_load", gd_states=4),
-    Config("--lrq ab2 --per_model_save_load", gd_states=3),
-    Config("--multilabel_oaa 3 --per_model_save_load", gd_states=3),
-]
 #: Every configuration tested here (the count is reported).
-CONFIGS: list[Config] = GD + NO_SECTION + CB + PER_MODEL
+CONFIGS = ROUNDTRIP_CONFIGS
 
 
 def _bits(args: str) -> int:

@@ -1,7 +1,7 @@
 """vwmerge derives exactly VW's reduction stack from a model's options.
 
-For every configuration the other VW test modules train (``test_roundtrip.CONFIGS``,
-``test_cb_reductions.CASES``, ``test_bottoms_trees.CONFIGS``) plus a few that exercise the
+For every configuration the other VW test modules train (``helpers.configs``: the round-trip,
+contextual-bandit and bottom-learner tables) plus a few that exercise the
 label-type and wildcard rules, a model is trained by VW 9.11.9 at test time, VW reloads the file,
 and vwmerge's stack read bottom first must equal VW's ``get_enabled_learners()`` name for name,
 in order. The models are the session's shared ones (first seed and size of ``conftest``), so in a
@@ -17,13 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import test_bottoms_trees
-import test_cb_reductions
-import test_roundtrip
 import vowpalwabbit
 import vwmerge
-from conftest import INPUT_SEEDS, INPUT_SIZES, Models
-from test_bottoms_trees import Cfg, Zoo
+from helpers.configs import BOTTOM_CONFIGS, CASES, ROUNDTRIP_CONFIGS, Cfg
+from helpers.models import INPUT_SEEDS, INPUT_SIZES, Models
+from helpers.zoo import Zoo
 from vwmerge.contract.registry import default_registry
 from vwmerge.format.options import Options
 
@@ -89,7 +87,7 @@ def _passes(cfg: Cfg, path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def stack_zoo(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Zoo:
-    """test_bottoms_trees' trainer; its learn-trained files are the shared ``models`` ones."""
+    """The bottom-learner tests' trainer; its learn-trained files are the shared ``models`` ones."""
     return Zoo(models, tmp_path_factory.mktemp("stack"))
 
 
@@ -98,9 +96,9 @@ def _cfg(args: str) -> Cfg:
 
 
 ALL: list[Cfg] = [
-    *(_cfg(c.args) for c in test_roundtrip.CONFIGS),
-    *(_cfg(c.args) for c in test_cb_reductions.CASES),
-    *test_bottoms_trees.CONFIGS,
+    *(_cfg(c.args) for c in ROUNDTRIP_CONFIGS),
+    *(_cfg(c.args) for c in CASES),
+    *BOTTOM_CONFIGS,
 ]
 
 

@@ -21,9 +21,9 @@ import attrs
 import numpy as np
 import pytest
 import vwmerge
-import vwtrain
-from conftest import Models
-from streamcheck import assert_within_rounding
+from helpers import vwtrain
+from helpers.models import Models
+from helpers.streamcheck import assert_within_rounding
 from vwmerge import hookimpl
 from vwmerge.contract.registry import Registry, make_plugin_manager
 from vwmerge.engine import executors, rowsums

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import vowpalwabbit
 import vwmerge
-import vwtrain
-from conftest import Models
+from helpers import vwtrain
+from helpers.models import Models
 from vwmerge.format.weights import WeightTable
 
 
