@@ -232,7 +232,11 @@ def trunc_materialize(table: WeightTable, online: OnlineState | None) -> WeightT
 def merge_tables_vw(
     tables: Sequence[WeightTable], p: np.ndarray, adaptive_path: bool, extra_cols_weighted: bool
 ) -> WeightTable:
-    """VW's merge of weight rows, with its float32 rounding order (see header-gd.md §9.3)."""
+    """VW's merge of weight rows, with its float32 rounding order (see header-gd.md §9.3).
+
+    On the adaptive path a row whose adaptive sum is 0 in every input (never updated: it holds
+    its initial value) gets the simple path's Σ f32(θᵢ·pᵢ) in every column instead of VW's w = 0.
+    """
     tabs = [t.canonical() for t in tables]
     union, pos = align(tabs)
     k = tabs[0].k
@@ -242,7 +246,7 @@ def merge_tables_vw(
         total = np.zeros(len(union), np.float32)
         for t, ps in zip(tabs, pos, strict=True):
             total[ps] += t.values[:, ai]
-        for t, ps in zip(tabs, pos, strict=True):
+        for t, ps, pi in zip(tabs, pos, p.astype(np.float32), strict=True):
             vals = np.array(t.values, dtype=np.float32, copy=True)
             tot = total[ps]
             ok = tot > 0
@@ -250,7 +254,9 @@ def merge_tables_vw(
                 ratio = (vals[:, ai] / np.where(ok, tot, np.float32(1))).astype(np.float32)
             scaled = (vals * ratio[:, None]).astype(np.float32)
             vals[ok] = scaled[ok]
-            vals[~ok, 0] = 0
+            # A = 0: no input ever updated the row, so it holds its initial value (--initial_weight,
+            # --random_weights, --new_mf, ...). The example-count average keeps it (VW zeroes w).
+            vals[~ok] = (vals[~ok] * pi).astype(np.float32)
             out[ps] += vals
     else:
         for t, ps, pi in zip(tabs, pos, p.astype(np.float32), strict=True):
@@ -438,8 +444,8 @@ class GdPartial:
     summed into the accumulators, a block at a time, when the partial is combined or finalized.
     ``sums`` accumulators per mode: ``weighted`` Σwᵢθᵢ per column (float64); ``simple`` Σ
     f32(pᵢθᵢ) per column (float32, exact) or Σpᵢθᵢ (float64); ``adaptive`` exact pass 0: A = Σaᵢ
-    (float32, VW's order), exact pass 1: Σ f32(θᵢ·aᵢ/A) per column; associative: A, Σaᵢθᵢ per
-    column, then Σθᵢ of the columns VW leaves unscaled where A = 0 (float64).
+    (float32, VW's order), exact pass 1: Σ f32(θᵢ·aᵢ/A) per column (Σ f32(θᵢ·pᵢ) where A = 0);
+    associative: A, Σaᵢθᵢ per column, then Σpᵢθᵢ per column for the rows where A = 0 (float64).
     """
 
     resume: bool
@@ -452,11 +458,6 @@ class GdPartial:
     rows: tuple[np.ndarray, np.ndarray] | None = None
 
 
-def _unscaled_columns(columns: tuple[str, ...]) -> list[int]:
-    """Columns VW keeps unscaled where A = 0 (w is zeroed there, adaptive sums to A = 0)."""
-    return [j for j, c in enumerate(columns) if c not in ("w", "adaptive")]
-
-
 def _sorted_rows(table: WeightTable) -> tuple[np.ndarray, np.ndarray]:
     """Rows in ascending order, as they are when VW's dense writer wrote them (views, no copy);
     --sparse_weights files are canonicalized (copies)."""
@@ -466,8 +467,9 @@ def _sorted_rows(table: WeightTable) -> tuple[np.ndarray, np.ndarray]:
     return canon.index, canon.values
 
 
-def _vw_adaptive_scaled(values: np.ndarray, ai: int, totals: np.ndarray) -> np.ndarray:
-    """Rows' contributions on VW's adaptive path (§9.3), columns × rows, float32: f32(θ·f32(a/A))."""
+def _vw_adaptive_scaled(values: np.ndarray, ai: int, totals: np.ndarray, p: np.float32) -> np.ndarray:
+    """Rows' contributions on VW's adaptive path (§9.3), columns × rows, float32: f32(θ·f32(a/A)),
+    and f32(θ·p) where A = 0 (rows no input updated keep their average initial value)."""
     ok = totals > 0
     all_ok = bool(ok.all())
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -475,11 +477,10 @@ def _vw_adaptive_scaled(values: np.ndarray, ai: int, totals: np.ndarray) -> np.n
     out = np.empty((values.shape[1], len(values)), np.float32)
     for j in range(len(out)):  # column by column: no transposed copy of the rows first
         np.multiply(values[:, j], ratio, out=out[j], dtype=np.float32)
-    if not all_ok:  # VW zeroes w where the total is 0 and leaves the other columns as they were
+    if not all_ok:  # A = 0: the example-count weight p, as merge_tables_vw (VW zeroes w there)
         bad = ~ok
-        out[0][bad] = 0
-        for j in range(1, len(out)):
-            out[j][bad] = values[bad, j]
+        for j in range(len(out)):
+            out[j][bad] = np.multiply(values[bad, j], p, dtype=np.float32)
     return out
 
 
@@ -490,16 +491,15 @@ def _scaled_columns(values: np.ndarray, factor: Any, dtype: Any) -> np.ndarray:
     return out
 
 
-def _adaptive_statistics(values: np.ndarray, ai: int, columns: tuple[str, ...]) -> np.ndarray:
-    """Associative form of the adaptive path: A, Σaᵢθᵢ per column, Σθᵢ of the unscaled columns."""
+def _adaptive_statistics(values: np.ndarray, ai: int, p: float) -> np.ndarray:
+    """Associative form of the adaptive path: A, Σaᵢθᵢ per column, Σpᵢθᵢ per column (used where
+    A = 0)."""
     k = values.shape[1]
-    unscaled = _unscaled_columns(columns)
-    stats = np.empty((1 + k + len(unscaled), len(values)), np.float64)
+    stats = np.empty((1 + 2 * k, len(values)), np.float64)
     stats[0] = values[:, ai]
     for j in range(k):
         np.multiply(stats[0], values[:, j], out=stats[1 + j])
-    for n, j in enumerate(unscaled):
-        stats[1 + k + n] = values[:, j]
+        np.multiply(values[:, j], p, out=stats[1 + k + j], dtype=np.float64)
     return stats
 
 
@@ -519,13 +519,14 @@ def _contribution(partial: GdPartial, context: PartialContext) -> tuple[Contribu
     if mode == "simple":  # VW's float32 weights; exactly: f32(θ·p) in float32
         dtype, p = (np.float32 if context.exact else np.float64), w.vw_f32[partial.first]
         return (lambda _, v, __: _scaled_columns(v, p, dtype)), k, dtype
+    p32 = w.vw_f32[partial.first]
     if not context.exact:
-        m = 1 + k + len(_unscaled_columns(columns))
-        return (lambda _, v, __: _adaptive_statistics(v, ai, columns)), m, np.float64
+        p64 = float(p32)
+        return (lambda _, v, __: _adaptive_statistics(v, ai, p64)), 1 + 2 * k, np.float64
     if context.pass_index == 0:
         return (lambda _, v, __: v[:, ai][None, :]), 1, np.float32
     totals: RowSums = context.prior
-    return (lambda r, v, pos: _vw_adaptive_scaled(v, ai, totals.lookup(r, positions=pos))), k, np.float32
+    return (lambda r, v, pos: _vw_adaptive_scaled(v, ai, totals.lookup(r, positions=pos), p32)), k, np.float32
 
 
 def _summed(partial: GdPartial, context: PartialContext) -> tuple[RowSums, bool]:
@@ -539,7 +540,6 @@ def _summed(partial: GdPartial, context: PartialContext) -> tuple[RowSums, bool]
 
 def _adaptive_final(columns: tuple[str, ...]) -> Any:
     k = len(columns)
-    unscaled = {j: n for n, j in enumerate(_unscaled_columns(columns))}
 
     def final(sums: np.ndarray) -> np.ndarray:
         total = sums[0]
@@ -547,9 +547,8 @@ def _adaptive_final(columns: tuple[str, ...]) -> Any:
         with np.errstate(divide="ignore", invalid="ignore"):
             scaled = sums[1 : 1 + k] / np.where(ok, total, 1.0)
         out = np.empty((k, sums.shape[1]), np.float32)
-        for j, name in enumerate(columns):
-            fallback = 0.0 if name == "w" else total if name == "adaptive" else sums[1 + k + unscaled[j]]
-            out[j] = np.where(ok, scaled[j], fallback)
+        for j in range(k):
+            out[j] = np.where(ok, scaled[j], sums[1 + k + j])
         return out
 
     return final

@@ -3,9 +3,9 @@
 The sequential merge folds the inputs in float32 in input order (VW's rounding); ``--jobs`` and
 dask sum float64 partials in another grouping and round once. docs/scale.md bounds the
 difference of every value by (2N + 2)·2⁻²⁴·Σᵢ|wᵢθᵢ|, wᵢ being the weight input i has in that
-value (its explicit or example-count weight, or aᵢ/A per row on gd's adaptive path), plus
-2⁻²³·|value| in base mode for adding the merged delta to the base. That bound is what is checked
-here, on every row and column.
+value (its explicit or example-count weight, or aᵢ/A per row on gd's adaptive path, the
+example-count weight where A = 0), plus 2⁻²³·|value| in base mode for adding the merged delta to
+the base. That bound is what is checked here, on every row and column.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def weighted_magnitude(
         a = [t[:, columns.index("adaptive")].astype(np.float64) for t in thetas]
         total = sum(a)
         safe = np.where(total > 0, total, 1.0)
-        w = [np.where(total > 0, np.abs(ai) / safe, 1.0)[:, None] for ai in a]
+        w = [np.where(total > 0, np.abs(ai) / safe, float(pi))[:, None] for ai, pi in zip(a, mw.vw_f32, strict=True)]
     else:
         w = [np.full((len(union), 1), float(v)) for v in mw.vw_f32]
     return sum(wi * np.abs(t.astype(np.float64)) for wi, t in zip(w, thetas, strict=True))
