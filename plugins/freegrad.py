@@ -4,8 +4,8 @@ VW refuses to merge it. vwmerge merges each column by what it means (see ``ftrl.
 shared reasoning):
 
 * ``w`` (the weight ``-t`` predicts with): weighted mean;
-* ``sum_g`` (Σg), ``sum_g2`` (Σg²) and ``sum_ratio`` (Σ|g|/h, which drives restarts): summed,
-  the state of one learner that received every input's gradients;
+* ``sum_g`` (Σg), ``sum_g2`` (Σg²) and ``sum_ratio`` (Σ|g|/h, which drives restarts): weighted
+  mean, like w (per-row learner state: k copies give it back, see ``ftrl.py``);
 * ``max_g`` (h_t, the largest clipped gradient): maximum;
 * ``h1`` (the first non-zero gradient, FreeGrad's initial hint): the smallest positive value,
   so that h1 ≤ h_t still holds and the merged hint is the earliest-seen scale.
@@ -22,7 +22,9 @@ from vwmerge.plugin import MergeContext, ModelWeights, ReductionSpec, SectionIO,
 from vwmerge.plugins.ftrl import describe_gd_like, merge_gd_like_columns, read_single_state
 from vwmerge.plugins.gd import GdState, save_load_gd_like
 
-COLUMNS = (("w", "mean"), ("sum_g", "sum"), ("sum_g2", "sum"), ("h1", "minpos"), ("max_g", "max"), ("sum_ratio", "sum"))
+COLUMNS = (
+    ("w", "mean"), ("sum_g", "mean"), ("sum_g2", "mean"), ("h1", "minpos"), ("max_g", "max"), ("sum_ratio", "mean"),
+)  # fmt: skip
 OPTIONS = ("restart", "project", "radius", "fepsilon", "flipschitz_const")
 
 

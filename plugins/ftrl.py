@@ -10,22 +10,26 @@ column    meaning                    merge
 ========  =========================  ==========================================================
 w         the weight VW predicts     weighted mean (the merged model predicts like the average)
           with (``-t``)
-z         pistol/coin: −Σg           summed: a plain sum of gradients, so the sum is the state
-                                     of one learner that received every input's gradients
+z         pistol/coin: −Σg           weighted mean
 z         Proximal-FTRL: Σg − Σσw    *recomputed*: z is the dual of w; its σw terms telescope so
-                                     that z ≈ −w·(β+√n)/α. Summing z would scale w by ~√k at the
-                                     next update, so z is set such that FTRL's closed form gives
-                                     back the merged w at the summed n
-Σg², Σ|g|  step-size statistics     summed (like gd's t: the merged learner has seen all data)
-wealth    coin: Σ −g·w (reward)      summed (accumulated reward of every input's bets)
+                                     that z ≈ −w·(β+√n)/α. Averaging z of different models does
+                                     not give back the merged w, so z is set such that FTRL's
+                                     closed form gives back the merged w at the merged n (the
+                                     weighted mean of z is kept where it already does, to float32
+                                     rounding: k copies give z back)
+Σg², Σ|g|  step-size statistics     weighted mean
+wealth    coin: Σ −g·w (reward)      weighted mean
 max|x|,   running maxima            maximum
 max|g|
 ========  =========================  ==========================================================
 
-After a merge the stored weights predict like the weighted average of the inputs; when training
-resumes, PiSTOL and coin betting recompute each touched weight from the summed statistics, i.e.
-they continue as one learner that saw all the inputs' gradients (that is what their sufficient
-statistics mean; treat k copies of one model as k times the evidence, as gd's summed ``t`` does).
+The per-row statistics are the learner's state at one point, like gd's adaptive column (whose
+VW rule, Σaᵢ²/A, gives a back for copies, not k·a); PiSTOL and coin betting recompute each
+touched weight from them at the next update, so summing them would make k copies of a model
+continue differently from the model (coin: the bet grows with the summed wealth). Averaged with
+the merge's weights (example counts, or explicit ``--weights``), ``merge(m, …, m)`` is m and the
+merged learner continues from the average. Only the shared example counters are summed (gd's
+rule: the merged model has seen every input's examples).
 
 Proximal-FTRL's constants (α, β, λ1, λ2) are not stored in the file. vwmerge reads them from the
 options (``--ftrl_alpha``/``--ftrl_beta``/``--l1``/``--l2``, which ``vw_options`` can supply; VW's
@@ -61,11 +65,11 @@ log = structlog.get_logger("vwmerge")
 
 #: Per-algorithm saved columns (save_resume) and how each one merges.
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
-    "ftrl": (("w", "mean"), ("z", "dual"), ("sum_g2", "sum")),
-    "pistol": (("w", "mean"), ("neg_sum_g", "sum"), ("sum_abs_g", "sum"), ("max_abs_x", "max")),
+    "ftrl": (("w", "mean"), ("z", "dual"), ("sum_g2", "mean")),
+    "pistol": (("w", "mean"), ("neg_sum_g", "mean"), ("sum_abs_g", "mean"), ("max_abs_x", "max")),
     "coin": (
-        ("w", "mean"), ("neg_sum_g", "sum"), ("sum_abs_g", "sum"), ("max_abs_x", "max"),
-        ("wealth", "sum"), ("max_abs_g", "max"),
+        ("w", "mean"), ("neg_sum_g", "mean"), ("sum_abs_g", "mean"), ("max_abs_x", "max"),
+        ("wealth", "mean"), ("max_abs_g", "max"),
     ),
 }  # fmt: skip
 
@@ -165,6 +169,10 @@ def merge_columns(
 
 
 # --------------------------------------------------------------------------------------------
+#: Relative distance within which a mean z already is the closed form's z (8 float32 ulps).
+DUAL_ROUNDING = 8 * 2.0**-23
+
+
 @attrs.frozen
 class ProximalConstants:
     """FTRL-Proximal's closed form ``|z| = l1 + |w|·(c0 + s·√n)`` with c0 = β/α + λ2, s = 1/α."""
@@ -204,12 +212,14 @@ class ProximalConstants:
             return None
         return fitted
 
-    def dual(self, w: np.ndarray, n: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-        """The z that makes the closed form return ``w`` at ``n``; ``fallback`` (clipped into the
-        L1 dead zone) where w = 0."""
+    def dual(self, w: np.ndarray, n: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        """The z that makes the closed form return ``w`` at ``n``. ``mean`` (the weighted mean of
+        the inputs' z) is kept where it already does to float32 rounding (so k copies give z
+        back bit for bit), and, clipped into the L1 dead zone, where w = 0."""
         z = -np.sign(w) * (self.l1 + np.abs(w) * (self.c0 + self.s * np.sqrt(n)))
-        dead = np.clip(fallback, -self.l1, self.l1)
-        dual: np.ndarray = np.where(w != 0, z, dead)
+        consistent = np.abs(z - mean) <= DUAL_ROUNDING * np.maximum(np.abs(z), np.abs(mean))
+        dead = np.clip(mean, -self.l1, self.l1)
+        dual: np.ndarray = np.where(w != 0, np.where(consistent, mean, z), dead)
         return dual
 
 

@@ -144,11 +144,12 @@ def _dense(tables: list[vwmerge.WeightTable]) -> tuple[np.ndarray, list[np.ndarr
 
 
 RULES = {
-    "--ftrl": {"w": "mean", "sum_g2": "sum"},
-    "--pistol": {"w": "mean", "neg_sum_g": "sum", "sum_abs_g": "sum", "max_abs_x": "max"},
-    "--coin": {"w": "mean", "neg_sum_g": "sum", "sum_abs_g": "sum", "max_abs_x": "max", "wealth": "sum",
+    "--ftrl": {"w": "mean", "sum_g2": "mean"},
+    "--pistol": {"w": "mean", "neg_sum_g": "mean", "sum_abs_g": "mean", "max_abs_x": "max"},
+    "--coin": {"w": "mean", "neg_sum_g": "mean", "sum_abs_g": "mean", "max_abs_x": "max", "wealth": "mean",
                "max_abs_g": "max"},
-    "--freegrad": {"w": "mean", "sum_g": "sum", "sum_g2": "sum", "h1": "minpos", "max_g": "max", "sum_ratio": "sum"},
+    "--freegrad": {"w": "mean", "sum_g": "mean", "sum_g2": "mean", "h1": "minpos", "max_g": "max",
+                   "sum_ratio": "mean"},
 }  # fmt: skip
 
 
@@ -224,8 +225,13 @@ def test_ftrl_base_mode_adds_the_deltas(models: Models, tmp_path: Path) -> None:
     union, (b, *ds) = _dense([base.states[-1].table] + [m.states[-1].table for m in ins])
     cols = out.states[-1].table.columns
     full = on_rows(out.states[-1].table, union)
-    j = cols.index("sum_abs_g")
-    np.testing.assert_allclose(full[:, j], b[:, j] + sum(d[:, j] - b[:, j] for d in ds), rtol=1e-6)
+    # base + Σ pᵢ(θᵢ − base) for every mean column, pᵢ the models' example-count weights.
+    c = np.array([m.states[-1].online.weighted_labeled_examples for m in ins])
+    p = c / c.sum()
+    for col in ("w", "sum_abs_g", "neg_sum_g"):
+        j = cols.index(col)
+        want = b[:, j] + sum(pi * (d[:, j] - b[:, j]) for pi, d in zip(p, ds, strict=True))
+        np.testing.assert_allclose(full[:, j], want, rtol=1e-6, atol=1e-7, err_msg=col)
     o = out.states[-1].online
     assert o.weighted_labeled_examples == pytest.approx(
         base.states[-1].online.weighted_labeled_examples

@@ -66,10 +66,10 @@ class Stack:
 
 
 CB = ("cb_adf",)
-PISTOL = (("w", "mean"), ("neg_sum_g", "sum"), ("sum_abs_g", "sum"), ("max_abs_x", "max"))
-FTRL = (("w", "mean"), ("z", "dual"), ("sum_g2", "sum"))
+PISTOL = (("w", "mean"), ("neg_sum_g", "mean"), ("sum_abs_g", "mean"), ("max_abs_x", "max"))
+FTRL = (("w", "mean"), ("z", "dual"), ("sum_g2", "mean"))
 FREEGRAD = (
-    ("w", "mean"), ("sum_g", "sum"), ("sum_g2", "sum"), ("h1", "minpos"), ("max_g", "max"), ("sum_ratio", "sum"),
+    ("w", "mean"), ("sum_g", "mean"), ("sum_g2", "mean"), ("h1", "minpos"), ("max_g", "max"), ("sum_ratio", "mean"),
 )  # fmt: skip
 STACKS: tuple[Stack, ...] = (
     Stack(""),
@@ -105,7 +105,7 @@ STACKS: tuple[Stack, ...] = (
     Stack("--ftrl", needs=("ftrl",), rules=FTRL),
     Stack("--ftrl --loss_function logistic", needs=("ftrl",), rules=FTRL),
     Stack("--pistol", needs=("pistol",), rules=PISTOL),
-    Stack("--coin", needs=("coin",), rules=(*PISTOL, ("wealth", "sum"), ("max_abs_g", "max"))),
+    Stack("--coin", needs=("coin",), rules=(*PISTOL, ("wealth", "mean"), ("max_abs_g", "max"))),
     Stack("--freegrad", needs=("freegrad",), rules=FREEGRAD),
 )
 STACK_IDS = [s.id for s in STACKS]
@@ -322,8 +322,8 @@ def test_k_copies_give_the_model_back(pools: Pools, stack: Stack, k: int, pick: 
     exploration counters) is exactly k times. Pending ``--l1/--l2`` is applied, then reset.
 
     Column-rule bottoms (ftrl, pistol, coin, freegrad) accumulate in f64 and round once: a mean
-    of k copies is θ(1+ε), |ε| ≤ (k+1)·2⁻⁵³ ≪ 2⁻²⁵, so exactly θ; a sum is exactly f32(k·θ)
-    (k·θ is exact in f64); maxima are θ; ftrl's z is recomputed from w and Σg² (not asserted).
+    of k copies is θ(1+ε), |ε| ≤ (k+1)·2⁻⁵³ ≪ 2⁻²⁵, so exactly θ (every per-row statistic is a
+    mean); maxima are θ; ftrl's z is the mean where it fits the closed form, so θ too.
     The merged file loads in VW and predicts like m (unless a counter drives exploration).
     """
     pool = pools.get(stack)
@@ -338,7 +338,7 @@ def test_k_copies_give_the_model_back(pools: Pools, stack: Stack, k: int, pick: 
                 "mean": w[:, j],
                 "max": w[:, j],
                 "minpos": np.where(w[:, j] > 0, w[:, j], 0.0),
-                "sum": (k * w[:, j]).astype(np.float32),
+                "dual": w[:, j],
             }.get(stack.rule(c))
             if expected is not None:
                 np.testing.assert_array_equal(g[:, j], expected, err_msg=f"column {c} ({stack.rule(c)})")
