@@ -49,7 +49,11 @@ def client(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 @pytest.mark.parametrize("weights", [None, (2.0, 1.0, 4.0, 1.0, 3.0)], ids=["counts", "explicit"])
-@pytest.mark.parametrize("args", ["", "--sgd", "--cb_explore_adf", "-b 4"], ids=["default", "sgd", "cb_adf", "dense"])
+@pytest.mark.parametrize(
+    "args",
+    ["", "--sgd", "--cb_explore_adf", "-b 4", "--random_weights -b 12"],
+    ids=["default", "sgd", "cb_adf", "dense", "random_weights"],
+)
 def test_dask_equals_the_sequential_merge_within_float32_rounding(
     client: Any, models: Models, tmp_path: Path, args: str, weights: tuple[float, ...] | None
 ) -> None:

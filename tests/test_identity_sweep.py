@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import math
 import random
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -74,10 +76,11 @@ def _cases() -> list[Case]:
         ]
     for red in ("--ftrl", "--pistol", "--coin", "--freegrad"):
         raw += [(red, "-b 10"), (red, "--initial_weight 0.5 -b 10")]
-    raw += [("--new_mf 2 -q ab", "-b 10"), ("--new_mf 2 -q ab", "-b 18"), ("--new_mf 2 -q ab", "--sparse_weights -b 10")]
+    raw += [("--new_mf 2 -q ab", rest) for rest in ("-b 10", "-b 18", "--sparse_weights -b 10")]
     raw += [("--rank 2 -q ab", "-b 10")]
     cases = [Case(f"{red} {rest}".strip(), explicit=i % 3 == 0) for i, (red, rest) in enumerate(raw)]
-    cases.append(Case("--bfgs --predict_only_model -b 10", train="passes", explicit=True, vw_extra="--predict_only_model -t"))
+    bfgs = "--bfgs --predict_only_model -b 10"
+    cases.append(Case(bfgs, train="passes", explicit=True, vw_extra="--predict_only_model -t"))
     cases += [
         Case("--search 3 --search_task sequence -b 10", refused="--search"),
         Case("--replay_b 10 -b 10", refused="--replay_b"),
@@ -221,3 +224,20 @@ def test_self_merge_is_the_model(models: Models, case: Case, tmp_path: Path) -> 
     vwmerge.merge([m, vwmerge.load(other_path)]).save(pair)
     preds = _numbers(_predict(pair, case, examples))
     assert all(math.isfinite(x) for x in preds), preds
+
+
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("args", ["--initial_weight 0.5 -b 18", "--new_mf 2 -q ab -b 10"])
+@pytest.mark.parametrize("jobs", [None, 2], ids=["sequential", "jobs2"])
+def test_the_streaming_cli_gives_the_model_back(models: Models, tmp_path: Path, args: str, jobs: int | None) -> None:
+    """``vwmerge merge`` (the streaming merger: gd's partial hooks, two passes sequentially,
+    float64 partials with --jobs) on 3 copies gives the model's weights and predictions back."""
+    m_path = models.train(args, INPUT_SEEDS[0], INPUT_SIZES[0])
+    out = tmp_path / "merged.model"
+    cmd = [sys.executable, "-m", "vwmerge", "merge", "-q", "-o", str(out), *[str(m_path)] * K]
+    subprocess.run([*cmd, *(["--jobs", str(jobs)] if jobs else [])], check=True, capture_output=True, text=True)
+    if jobs is None:
+        assert out.read_bytes() == vwmerge.merge([vwmerge.load(m_path)] * K).to_bytes()
+    _assert_same_weights(vwmerge.load(out).states[-1].table, vwmerge.load(m_path).states[-1].table, 7 * U32, "CLI")
+    examples = _held_out(args)
+    _assert_same_predictions(vwtrain.predict(out, examples), vwtrain.predict(m_path, examples), "CLI")

@@ -50,6 +50,8 @@ CONFIGS = {
     "sparse_unsorted": "--sparse_weights",  # rows in hash-map order
     "b31": "-b 31 --sparse_weights",  # 8-byte row indices
     "b32": "-b 32 --sparse_weights",
+    "initial_weight": "--initial_weight 0.5 -b 12",  # rows with A = 0 in every input: their average
+    "new_mf": "--new_mf 2 -q ab -b 12",  # random initial rows
 }
 
 
@@ -97,7 +99,9 @@ def test_base_mode_streams_deltas_to_the_same_bytes(models: Models, tmp_path: Pa
 
 
 @pytest.mark.parametrize("weights", [None, (3.0, 1.0, 2.0, 0.5, 1.5)], ids=["counts", "explicit"])
-@pytest.mark.parametrize("args", ["", "--sgd", "--normalized", "--cb_explore_adf", "-b 31 --sparse_weights"])
+@pytest.mark.parametrize(
+    "args", ["", "--sgd", "--normalized", "--cb_explore_adf", "-b 31 --sparse_weights", "--initial_weight 0.5 -b 12"]
+)
 def test_jobs_equal_the_sequential_merge_within_float32_rounding(
     models: Models, tmp_path: Path, args: str, weights: tuple[float, ...] | None
 ) -> None:
