@@ -237,3 +237,55 @@ def test_zero_example_counts_do_not_make_nan_weights(
     assert bool(np.all(np.isfinite(ours.state("gd").table.values)))
     explicit = vwmerge.merge([vwmerge.load(p) for p in zeroed], weights=[1, 1])
     assert _same_rows(ours.state("gd").table, explicit.state("gd").table)
+
+
+# --- ngram / skips ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", ["--ngram 2 --skips 1", "--ngram a2"])
+def test_ngram_and_skips_are_kept(models: Models, args: str, tmp_path: Path) -> None:
+    """VW keeps --ngram/--skips in the header's own fields, not in the options; its merge writes
+    the fields empty, so its merged model no longer builds the n-grams the weights were trained
+    on. vwmerge keeps them: k copies load in VW and predict exactly like the model."""
+    original = models.copies(args, 1)[0]
+    copies = models.copies(args, 2)
+    examples = vwtrain.test_examples(args, n=30)
+    expected = vwtrain.predict(original, examples)
+    header = vwmerge.load(original).header
+    assert header.ngrams  # the model has them
+
+    vw = vwmerge.load(models.vw_merged(copies)).header
+    assert (vw.ngrams, vw.skips) == ((), ())
+    vw_preds = vwtrain.predict(models.vw_merged(copies), examples)
+    assert sum(a != b for a, b in zip(vw_preds, expected, strict=True)) > len(expected) // 2
+
+    out = _save(vwmerge.merge([vwmerge.load(p) for p in copies]), tmp_path / "merged.model")
+    ours = vwmerge.load(out).header
+    assert (ours.ngrams, ours.skips) == (header.ngrams, header.skips)
+    assert vwtrain.predict(out, examples) == expected
+
+
+# --- rows no example updated ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", ["--initial_weight 0.5 -b 18", "--normal_weights -b 18", "--new_mf 2 -q ab -b 18"])
+def test_rows_no_example_updated_keep_their_initial_values(models: Models, args: str, tmp_path: Path) -> None:
+    """On the adaptive path VW sets w = 0 where the adaptive sums of all inputs are 0: the rows
+    no example updated, which hold the initial value (--initial_weight, --random_weights,
+    --normal_weights, ..., which VW does not keep in the file, or --new_mf's random start, which
+    VW draws anew on load for the rows its merge dropped). vwmerge averages them: 2 copies give the
+    model back bit for bit, and predictions on examples with unseen features are unchanged."""
+    original = models.copies(args, 1)[0]
+    copies = models.copies(args, 2)
+    examples = [ex + f" |a new{i}:1 |b other{i % 5}:0.5" for i, ex in enumerate(vwtrain.test_examples(args, n=30))]
+    expected = vwtrain.predict(original, examples)
+    table = vwmerge.load(original).states[-1].table
+
+    vw_path = models.vw_merged(copies)
+    assert not _same_rows(vwmerge.load(vw_path).states[-1].table, table)
+    vw_preds = vwtrain.predict(vw_path, examples)
+    assert sum(a != b for a, b in zip(vw_preds, expected, strict=True)) > len(expected) // 2
+
+    out = _save(vwmerge.merge([vwmerge.load(p) for p in copies]), tmp_path / "merged.model")
+    assert _same_rows(vwmerge.load(out).states[-1].table, table)
+    assert vwtrain.predict(out, examples) == expected
