@@ -241,3 +241,23 @@ def test_the_streaming_cli_gives_the_model_back(models: Models, tmp_path: Path, 
     _assert_same_weights(vwmerge.load(out).states[-1].table, vwmerge.load(m_path).states[-1].table, 7 * U32, "CLI")
     examples = _held_out(args)
     _assert_same_predictions(vwtrain.predict(out, examples), vwtrain.predict(m_path, examples), "CLI")
+
+
+@pytest.mark.parametrize("args", ["--initial_weight 0.5 -b 10", "--random_weights -b 10", "--new_mf 2 -q ab -b 10"])
+def test_base_mode_keeps_the_bases_value_where_no_model_moved(models: Models, tmp_path: Path, args: str) -> None:
+    """With a base, a row every model left as the base had it (all columns) keeps the base's
+    value bit for bit (its deltas are all 0), in memory and streamed; the merge loads in VW."""
+    base_path, paths = models.resumed(args)
+    base = vwmerge.load(base_path)
+    inputs = [vwmerge.load(p) for p in paths]
+    merged = vwmerge.merge(inputs, base=base)
+    b, *ms, got = _dense(base.states[-1].table, *(m.states[-1].table for m in inputs), merged.states[-1].table)
+    still = np.all([np.all(m == b, axis=1) for m in ms], axis=0)
+    assert still.sum() > len(still) // 2  # most rows: no example touched them
+    np.testing.assert_array_equal(got[still], b[still])
+    out = tmp_path / "merged.model"
+    cmd = [sys.executable, "-m", "vwmerge", "merge", "-q", "--base", str(base_path), "-o", str(out), *map(str, paths)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    assert out.read_bytes() == merged.to_bytes()
+    preds = _numbers(vwtrain.predict(out, _held_out(args)))
+    assert all(math.isfinite(x) for x in preds)

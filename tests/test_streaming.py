@@ -90,7 +90,11 @@ def test_output_is_as_readable_as_any_new_file_and_keeps_a_replaced_files_mode(m
     assert out.stat().st_mode & 0o777 == 0o640
 
 
-@pytest.mark.parametrize("args", ["", "--sgd", "--cb_explore_adf"], ids=["default", "sgd", "cb_explore_adf"])
+@pytest.mark.parametrize(
+    "args",
+    ["", "--sgd", "--cb_explore_adf", "--initial_weight 0.5 -b 12"],
+    ids=["default", "sgd", "cb_explore_adf", "initial_weight"],
+)
 def test_base_mode_streams_deltas_to_the_same_bytes(models: Models, tmp_path: Path, args: str) -> None:
     base, inputs = models.resumed(args)
     expected = vwmerge.merge([vwmerge.load(p) for p in inputs], base=vwmerge.load(base)).to_bytes()
