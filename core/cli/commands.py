@@ -31,8 +31,9 @@ DEFAULT_WEIGHTING = (
     "Default weighting (no --weights) is VW's: each model counts in proportion to the weighted "
     "number of labeled examples it was trained on, except that a base learner which stores "
     "per-parameter adaptive sums (gd's default) weights each parameter by those sums; counters "
-    "are summed. With --weights W1,W2,... every parameter is exactly W1·θ1 + W2·θ2 + ..., the "
-    "weights normalized to sum 1 unless --no-normalize."
+    "are summed. With --weights W1,W2,... every parameter is exactly W1·θ1 + W2·θ2 + ... (running "
+    "maxima and FTRL's recomputed z aside; counters are still summed), the weights normalized to "
+    "sum 1 unless --no-normalize."
 )
 
 
