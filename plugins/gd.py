@@ -7,7 +7,10 @@ docs/merge-semantics.md) and differ, deliberately, where it is not:
 * pending ``--l1``/``--l2`` truncation is applied before averaging (VW averages raw weights and
   resets the truncation state, so its merged model predicts differently from its inputs);
 * ``--normalized``-only merges keep the normalized column (VW zeroes it);
-* predict-only inputs are weighted equally (VW zeroes every weight).
+* predict-only inputs are weighted equally (VW zeroes every weight);
+* on the adaptive path a row no input updated (adaptive sum 0 in every input) keeps the inputs'
+  example-count average: it holds an initial value (``--initial_weight``, ``--random_weights``,
+  ``--new_mf``...) that VW does not restore on load (VW sets w = 0).
 """
 
 from __future__ import annotations
