@@ -78,9 +78,12 @@ def _cases() -> list[Case]:
         raw += [(red, "-b 10"), (red, "--initial_weight 0.5 -b 10")]
     raw += [("--new_mf 2 -q ab", rest) for rest in ("-b 10", "-b 18", "--sparse_weights -b 10")]
     raw += [("--rank 2 -q ab", "-b 10")]
+    raw += [("--svrg", "--initial_weight 0.5 -b 10"), ("--OjaNewton", "--random_weights -b 10")]
+    raw += [("--cbzo --policy linear", "--initial_weight 0.5 -b 10")]
     cases = [Case(f"{red} {rest}".strip(), explicit=i % 3 == 0) for i, (red, rest) in enumerate(raw)]
     bfgs = "--bfgs --predict_only_model -b 10"
     cases.append(Case(bfgs, train="passes", explicit=True, vw_extra="--predict_only_model -t"))
+    cases.append(Case("--lda 3 -b 8", train="passes"))
     cases += [
         Case("--search 3 --search_task sequence -b 10", refused="--search"),
         Case("--replay_b 10 -b 10", refused="--replay_b"),
@@ -135,7 +138,7 @@ def _inputs(models: Models, case: Case) -> tuple[Path, Path]:
     if case.train == "passes":
         root = models.root
         paths = [
-            _train_passes(case.args, s, n, root / f"sweep_bfgs_{s}.model")
+            _train_passes(case.args, s, n, root / f"sweep_{case.args.split()[0][2:]}_{s}.model")
             for s, n in zip(INPUT_SEEDS[:2], INPUT_SIZES[:2], strict=True)
         ]
         return paths[0], paths[1]
@@ -190,7 +193,14 @@ def _assert_same_predictions(got: Sequence[Any], want: Sequence[Any], what: str)
 
 
 def _predict(path: Path, case: Case, examples: list[str | list[str]]) -> list[Any]:
-    return vwtrain.predict(path, examples, case.vw_extra)
+    if case.train != "passes":
+        return vwtrain.predict(path, examples, case.vw_extra)
+    # Through VW's predictions file (its Python predict cannot parse lda's examples).
+    data, preds = path.with_suffix(".predict.txt"), path.with_suffix(".predictions.txt")
+    data.write_text("\n".join(str(e) for e in examples) + "\n")
+    extra = " ".join(t for t in case.vw_extra.split() if t != "-t")
+    vowpalwabbit.Workspace(f"-i {path} -t -d {data} -p {preds} --quiet {extra}", enable_logging=False).finish()
+    return [[float(x) for x in line.split()] for line in preds.read_text().splitlines() if line.strip()]
 
 
 # --------------------------------------------------------------------------------------------
