@@ -32,9 +32,9 @@ import numpy as np
 import pytest
 import vowpalwabbit
 import vwmerge
-import vwtrain
-from conftest import INPUT_SEEDS, INPUT_SIZES, Models
-from vwmerge.weights import WeightTable, union_sorted
+from helpers import vwtrain
+from helpers.models import INPUT_SEEDS, INPUT_SIZES, Models
+from vwmerge.format.weights import WeightTable, union_sorted
 
 U32 = 2.0**-24
 K = 3  #: copies per self-merge
