@@ -1,27 +1,40 @@
-"""Speed and memory benchmark: vwmerge's streaming merge against VW's own ``merge_models``.
+"""Speed and memory benchmark of the ``vwmerge`` command, beside the machine's I/O floor and VW.
 
-For each configuration (options × bits) one model is trained by VW 9.11.9; N variants of it are
-then written by vwmerge with random weight rows covering ``--density`` of the 2^bits rows (a
-trained VW model fills few rows; long-trained production models fill most of them, and this
-keeps generating them fast). Each variant keeps the VW model's header, options and sections and
-gets its own example counts, so VW loads every one of them (that is checked by VW's own runs).
+Every measurement is a whole process, timed from the outside and repeated (``--repeat``, 3 by
+default): the table gives min / median / max of the wall times and the largest peak resident
+memory (the process and the children it waited for, from ``wait4``'s rusage). The command run is
+the vwmerge of *this* interpreter's environment: the ``vwmerge`` script beside ``sys.executable``
+when its ``#!`` names this environment's interpreter, else ``python -m vwmerge`` — never whatever
+``vwmerge`` comes first on PATH.
 
-Every measurement runs in a fresh subprocess that reports its own wall time (load + merge +
-save; imports and vwmerge's plugin discovery excluded, like VW's library load) and peak RSS
-(``VmHWM``); runs shorter than 15 s are repeated and the fastest kept, for both tools:
+Cases (``--cases a,b,...``; ``--list-cases`` shows the sets)::
 
-* vwmerge: ``vwmerge.engine.streaming.merge_files`` (sequential, VW's exact rounding), plus the
-  ``vwmerge merge`` command line end to end (interpreter start and imports included);
-* VW: every input loaded with ``--preserve_performance_counters``, ``vowpalwabbit.merge_models``,
-  save: what vw-merge does.
+    startup          vwmerge --version, vwmerge --help, beside python -c pass and import vwmerge
+    per-model        small models, N = 2 and 2,000: (wall(2000) - wall(2)) / 1998
+    small-N          N small VW-trained models (663 bytes each), beside VW's merge_models
+    bBITSxN          N models of 2^BITS rows (64 % present), default options; cb-bBITSxN:
+                     --cb_explore_adf
+    base-bBITSxN     --base BASE plus N models, beside the plain merge of the same N models
+    grid             the options x bits x N table of earlier docs/scale.md versions
 
-A VW run predicted to take more than ``--vw-limit`` seconds, or more memory than the machine has,
-is skipped; the prediction scales the closest measured VW run of the same table (linear in N,
-and by the per-row time ratio measured between two bit widths) and the table says so. The I/O
-lower bound is (bytes read + bytes written) over this machine's measured sequential throughput.
+Each merge case is reported beside its **I/O floor**, measured in the same run: the inputs read
+once start to end into a reused buffer (page cache warm: they were read just before) plus an
+output of the merged size written and closed without fsync; the fastest of ``--repeat`` tries.
+(``vwmerge merge`` also fsyncs its output: the fsync of that many bytes is measured and reported
+separately.) VW 9.11.9's ``merge_models`` (every input loaded with
+``--preserve_performance_counters``, merged, saved: what vw-merge does) runs as a whole process
+too, unless it is predicted to take longer than ``--vw-limit`` seconds or more memory than is
+available; the prediction scales a VW run of this benchmark (linear in N) or, before one, the
+per-model cost measured in earlier runs (``VW_PRIOR``), and the table says why a run was skipped.
 
-    python benchmarks/bench.py                         # the full table (tens of minutes)
-    python benchmarks/bench.py --bits 18,22 --models 2,8 --options default
+    python benchmarks/bench.py --quick             # a few minutes: the issue-11 targets but b24/b26
+    python benchmarks/bench.py                     # + small-10000 and VW where it fits
+    python benchmarks/bench.py --big               # + b24x8 and b26x16 (about 13 GB of disk)
+    python benchmarks/bench.py --cases b22x8,base-b22x16 --repeat 5 --out results/run1
+    python benchmarks/bench.py --smoke             # seconds: every kind of case, tiny sizes
+
+The Markdown table goes to stdout (and ``--out PREFIX`` writes PREFIX.md and PREFIX.json);
+``--json FILE`` (``-`` for stdout) writes the raw measurements.
 """
 
 from __future__ import annotations
@@ -30,53 +43,128 @@ import argparse
 import json
 import os
 import random
-import resource
+import re
 import shutil
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 import numpy as np
 
-OPTIONS = {"default": "", "cb_explore_adf": "--cb_explore_adf"}
+OPTIONS = {"default": "", "cb": "--cb_explore_adf"}
+MIB = float(1 << 20)
 GIB = float(1 << 30)
+
+QUICK = ["startup", "per-model", "small-200", "small-2000", "b22x8", "base-b22x16"]
+DEFAULT = [*QUICK, "small-10000"]
+BIG = ["b24x8", "b26x16"]
+SMOKE = ["startup", "per-model", "small-20", "b16x2", "base-b16x2"]
+GRID = [
+    f"{prefix}b{bits}x{n}"
+    for prefix in ("", "cb-")
+    for bits in (18, 22, 24, 26)
+    for n in ((2, 8, 16) if bits == 26 else (2, 8, 32))
+]
+
+#: Above this many models the command line gets them from a list file (``--models-from FILE``,
+#: issue 10) when the installed ``vwmerge merge --help`` offers that option; below it, and
+#: until then, they go on the command line as long as it fits in ARG_MAX, else through the library.
+MODELS_FROM_ABOVE = 1000
+
+#: VW's merge before this run measured one: seconds and peak bytes per input model, by kind
+#: ("small" or bits), from docs/scale.md (2026-11-23) and issue 10 (200 small models: 9.6 s,
+#: 4.2 GiB). Only used to decide whether to start a VW run.
+VW_PRIOR: dict[str | int, tuple[float, float]] = {
+    "small": (0.048, 21.5 * MIB),
+    18: (0.051, 30 * MIB),
+    22: (6.2, 215 * MIB),
+    24: (188.0, 790 * MIB),
+    26: (3900.0, 3.2 * GIB),
+}
+
+
+def _vw_prior(kind: str | int) -> tuple[float, float, str]:
+    """VW's seconds and bytes per model from :data:`VW_PRIOR`; other bit widths scale the closest
+    known one by 2 per bit (at least linear in rows)."""
+    if kind in VW_PRIOR:
+        per_s, per_m = VW_PRIOR[kind]
+        return per_s, per_m, f"{per_s:g} s and {per_m / MIB:.0f} MiB per model measured earlier (VW_PRIOR)"
+    assert isinstance(kind, int)
+    known = min((b for b in VW_PRIOR if isinstance(b, int)), key=lambda b: abs(b - kind))
+    per_s, per_m = VW_PRIOR[known]
+    factor = 2.0 ** (kind - known)
+    return per_s * factor, per_m * factor, f"VW_PRIOR at b{known} × 2^{kind - known}"
+
+
+# --------------------------------------------------------------------------------------------
+# The vwmerge command of this environment
+def vwmerge_command() -> list[str]:
+    """argv prefix running the vwmerge installed for ``sys.executable``."""
+    bindir = Path(sys.executable).parent
+    script = bindir / "vwmerge"
+    try:
+        first = script.open("rb").readline().decode(errors="replace")
+    except OSError:
+        first = ""
+    interpreter = first[2:].split()[0] if first.startswith("#!") and first[2:].split() else ""
+    if interpreter and Path(interpreter).parent == bindir:
+        return [str(script)]
+    return [sys.executable, "-m", "vwmerge"]
+
+
+def supports_models_from(cmd: Sequence[str]) -> bool:
+    proc = subprocess.run([*cmd, "merge", "--help"], capture_output=True, text=True, check=False)
+    return "--models-from" in proc.stdout
+
+
+def _fits_command_line(argv: Sequence[str]) -> bool:
+    pointer = 8
+    size = sum(len(a.encode()) + 1 + pointer for a in argv)
+    size += sum(len(k) + len(v) + 2 + pointer for k, v in os.environ.items())
+    return size < os.sysconf("SC_ARG_MAX") - 8192
 
 
 # --------------------------------------------------------------------------------------------
 # Models
-def _train_template(args: str, bits: int, path: Path) -> Path:
-    """A real VW model of the configuration: 200 examples, so every section holds real state."""
+def _examples(args: str, rng: random.Random, count: int, vocabulary: int, features: int) -> Iterable[str]:
+    for _ in range(count):
+        feats = " ".join(f"f{rng.randrange(vocabulary)}:{rng.random():.3f}" for _ in range(features))
+        if "cb_explore_adf" in args:
+            chosen = rng.randrange(3)
+            lines = [f"shared |s {feats}"]
+            for a in range(3):
+                label = f"0:{rng.random():.2f}:0.33 " if a == chosen else ""
+                lines.append(f"{label}|a act{a} g{rng.randrange(100)}")
+            yield "\n".join(lines)
+        else:
+            yield f"{rng.random():.3f} |x {feats}"
+
+
+def _train(args: str, bits: int, path: Path, count: int = 200, vocabulary: int = 10_000, features: int = 20) -> Path:
+    """A real VW model of the configuration, so that every section holds real state."""
     import vowpalwabbit
 
-    rng = random.Random(bits)
     ws = vowpalwabbit.Workspace(f"{args} -b {bits} --quiet", enable_logging=False)
     try:
-        for _ in range(200):
-            feats = " ".join(f"f{rng.randrange(10_000)}:{rng.random():.3f}" for _ in range(20))
-            if "cb_explore_adf" in args:
-                chosen = rng.randrange(3)
-                lines = [f"shared |s {feats}"]
-                for a in range(3):
-                    label = f"0:{rng.random():.2f}:0.33 " if a == chosen else ""
-                    lines.append(f"{label}|a act{a} g{rng.randrange(100)}")
-                ws.learn("\n".join(lines))
-            else:
-                ws.learn(f"{rng.random():.3f} |x {feats}")
+        for example in _examples(args, random.Random(bits), count, vocabulary, features):
+            ws.learn(example)
         ws.save(str(path))
     finally:
         ws.finish()
     return path
 
 
-def _variant(template: Any, seed: int, density: float, path: Path) -> int:
-    """A copy of ``template`` with random rows (a fraction ``density`` of 2^bits) and counters."""
+def _variant(template: Any, seed: int, density: float, path: Path, scale: float | None = None) -> None:
+    """A copy of ``template`` with random rows (a fraction ``density`` of 2^bits) and counters
+    scaled by ``scale`` (random in [0.5, 2) when None)."""
     import vwmerge
-    from vwmerge.model.workspace import write_workspace
 
     rng = np.random.default_rng(seed)
     bits = template.header.bits
@@ -91,256 +179,576 @@ def _variant(template: Any, seed: int, density: float, path: Path) -> int:
             values[:, j] = rng.exponential(4.0, len(index)) + 0.01
         else:
             values[:, j] = rng.uniform(0.5, 2.0, len(index))
-    scale = float(rng.uniform(0.5, 2.0))
+    factor = float(rng.uniform(0.5, 2.0)) if scale is None else scale
     online = state.online
     if online is not None:
         online = attrs.evolve(
             online,
-            weighted_labeled_examples=online.weighted_labeled_examples * scale,
-            t=online.t * scale,
-            example_number=int(online.example_number * scale),
+            weighted_labeled_examples=online.weighted_labeled_examples * factor,
+            t=online.t * factor,
+            example_number=int(online.example_number * factor),
         )
     table = vwmerge.WeightTable(index, values, bits, columns)
     states = (*template.states[:-1], attrs.evolve(state, online=online, table=table))
-    return write_workspace(str(path), attrs.evolve(template, states=states))
+    attrs.evolve(template, states=states).save(str(path))
 
 
-def generate(work: Path, label: str, args: str, bits: int, count: int, density: float) -> list[Path]:
-    """``count`` variants of one VW-trained model (made once; reused by smaller N)."""
+@attrs.frozen
+class Models:
+    folder: Path
+    names: list[str]  #: relative to folder
+    base: str | None = None
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.folder / n for n in self.names]
+
+    def input_bytes(self) -> int:
+        extra = [self.folder / self.base] if self.base else []
+        return sum(p.stat().st_size for p in [*self.paths, *extra])
+
+
+def wide_models(work: Path, label: str, bits: int, count: int, density: float, base: bool) -> Models:
+    """``count`` variants of one VW-trained model (made once, shared by every case of the
+    configuration) and, for base mode, a base with a quarter of the template's examples (fewer
+    than every variant, as a base must have)."""
     import vwmerge
 
     folder = work / f"{label}_b{bits}"
     folder.mkdir(parents=True, exist_ok=True)
     template_path = folder / "template.model"
     if not template_path.exists():
-        _train_template(args, bits, template_path)
-    template = vwmerge.load(template_path)
-    paths = []
-    for i in range(count):
-        path = folder / f"m{i:02d}_d{density}.model"
-        if not path.exists():
-            _variant(template, 1000 * bits + i, density, path)
-        paths.append(path)
-    return paths
+        _train(OPTIONS[label], bits, template_path)
+    template = None
+    names = [f"m{i:03d}.model" for i in range(count)]
+    for i, name in enumerate(names):
+        if not (folder / name).exists():
+            template = template or vwmerge.load(template_path)
+            _variant(template, 1000 * bits + i, density, folder / name)
+    if base and not (folder / "base.model").exists():
+        _variant(template or vwmerge.load(template_path), 999, density, folder / "base.model", scale=0.25)
+    return Models(folder, names, "base.model" if base else None)
+
+
+def small_models(work: Path, count: int) -> Models:
+    """``count`` copies of one small VW-trained model (10 examples of 4 features: ~660 bytes)."""
+    folder = work / "small"
+    folder.mkdir(parents=True, exist_ok=True)
+    template = folder / "template.model"
+    if not template.exists():
+        _train("", 18, template, count=10, vocabulary=40, features=4)
+    names = [f"{i:05d}.model" for i in range(count)]
+    for name in names:
+        if not (folder / name).exists():
+            shutil.copyfile(template, folder / name)
+    return Models(folder, names)
 
 
 # --------------------------------------------------------------------------------------------
-# Measurements, each in its own process
-def _child(tool: str, out: str, paths: list[str]) -> None:
-    """Run one merge in this (fresh) process and print its wall time and peak RSS as JSON."""
-    if tool == "vw":
-        import vowpalwabbit
-
-        start = time.perf_counter()
-        wss = [
-            vowpalwabbit.Workspace(f"-i {p} --preserve_performance_counters --quiet", enable_logging=False)
-            for p in paths
-        ]
-        merged = vowpalwabbit.merge_models(None, wss)
-        merged.save(out)
-        seconds = time.perf_counter() - start
-    else:
-        from vwmerge import default_registry
-        from vwmerge.engine.streaming import merge_files
-
-        default_registry()  # plugin discovery: once per process, like VW's library load at import
-        start = time.perf_counter()
-        merge_files(paths, out, progress=False)
-        seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "peak_rss": _peak_rss()}))
-
-
-def _peak_rss() -> int:
-    """This process's peak RSS: VmHWM (ru_maxrss would start from the benchmark's own peak)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# Measuring one process
+class ProcessFailed(RuntimeError):
+    def __init__(self, argv: Sequence[str], code: int, stderr: str) -> None:
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        self.last_line = lines[-1].strip() if lines else f"exit status {code}"
+        super().__init__(f"{' '.join(map(str, argv[:5]))} ... exited {code}:\n{stderr[-3000:]}")
 
 
 @attrs.frozen
-class Run:
-    seconds: float
-    peak_rss: int
-    wall: float  #: the whole subprocess, interpreter start included
+class Proc:
+    wall: float
+    peak_rss: int  #: bytes: the process or the largest child it waited for
+    cpu: float  #: user + system seconds, children included
+    stdout: str
 
 
-def _measure(cmd: Sequence[str], timeout: float) -> Run | None:
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+#: Runs one command and measures it from a small process: a child's peak RSS (``ru_maxrss``)
+#: includes the memory of the process it was forked from as it was before ``exec``, so a fork of
+#: this benchmark (numpy loaded) would report 40+ MiB for ``python -c pass``. The wrapper is a
+#: ``python -S`` importing only built-in modules (about 8 MiB, the floor of every peak reported);
+#: it forks, execs the command, ``wait4``s it and writes its wall time, its rusage (peak RSS of it
+#: and the children it waited for, CPU time) and its exit status to the file named first.
+WRAPPER = """
+import os, signal, sys, time
+result, timeout, argv = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
     try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        return None
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:4])}... failed:\n{err[-2000:]}")
-    lines = [line for line in out.splitlines() if line.startswith("{")]
-    if lines:
-        rec = json.loads(lines[-1])
-        return Run(rec["seconds"], rec["peak_rss"], wall)
-    return Run(wall, 0, wall)
-
-
-#: Runs shorter than this are repeated (``--repeat``) and the fastest is kept, for both tools:
-#: on a shared virtual machine one short run says more about its neighbours than about the tool.
-REPEAT_BELOW = 15.0
-
-
-def measure_tool(tool: str, paths: Sequence[Path], out: Path, timeout: float, repeat: int = 1) -> Run | None:
-    """One merge in a fresh process: the fastest of ``repeat`` runs when a run is short."""
-    cmd = [sys.executable, __file__, "--child", tool, "--child-out", str(out), *map(str, paths)]
-    runs: list[Run] = []
-    try:
-        while len(runs) < repeat:
-            run = _measure(cmd, timeout)
-            if run is None:
-                return None
-            runs.append(run)
-            if run.seconds >= REPEAT_BELOW:
-                break
+        os.execvp(argv[0], argv)
     finally:
-        out.unlink(missing_ok=True)
-    return min(runs, key=lambda r: r.seconds)
+        os._exit(127)
+signal.signal(signal.SIGALRM, lambda *_: os.kill(pid, signal.SIGKILL))
+signal.setitimer(signal.ITIMER_REAL, timeout)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+signal.setitimer(signal.ITIMER_REAL, 0)
+with open(result, "w") as f:
+    f.write(f"{wall} {usage.ru_maxrss * 1024} {usage.ru_utime + usage.ru_stime} {status}")
+"""
 
 
-def measure_cli(paths: Sequence[Path], out: Path, timeout: float, repeat: int = 1) -> tuple[float, int]:
-    """``vwmerge merge`` end to end (interpreter start, imports, merge, save): seconds, output bytes."""
-    exe = shutil.which("vwmerge")
-    cmd = [exe] if exe else [sys.executable, "-m", "vwmerge"]
-    walls: list[float] = []
-    while len(walls) < repeat:
-        start = time.perf_counter()
-        subprocess.run(
-            [*cmd, "--log-level", "warning", "merge", "--quiet", "-o", str(out), *map(str, paths)],
-            check=True, timeout=timeout, stdin=subprocess.DEVNULL, capture_output=True,
-        )  # fmt: skip
-        walls.append(time.perf_counter() - start)
-        size = out.stat().st_size
-        out.unlink()
-        if walls[-1] >= REPEAT_BELOW:
+def run_process(argv: Sequence[str], cwd: Path | None = None, timeout: float = 3600.0) -> Proc | None:
+    """Run ``argv`` through :data:`WRAPPER`: wall time, peak RSS, CPU time. None: timed out."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "result"
+        wrapped = [sys.executable, "-S", "-c", WRAPPER, str(result), str(timeout), *map(str, argv)]
+        subprocess.run(wrapped, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, check=True)
+        wall_s, rss_s, cpu_s, status_s = result.read_text().split()
+        status = int(status_s)
+        out.seek(0)
+        err.seek(0)
+        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
+            return None
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            raise ProcessFailed(argv, code, err.read().decode(errors="replace"))
+        return Proc(float(wall_s), int(rss_s), float(cpu_s), out.read().decode())
+
+
+@attrs.frozen
+class Timing:
+    """Repeated runs of one command."""
+
+    walls: list[float]
+    peak_rss: int
+    cpu: float  #: median
+    inner: float | None = None  #: median of the seconds the process reports itself (merge only)
+    via: str = ""  #: how the models were given: args, --models-from, library
+
+    @property
+    def min(self) -> float:
+        return min(self.walls)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.walls)
+
+    @property
+    def max(self) -> float:
+        return max(self.walls)
+
+
+def repeat(run: Callable[[], Proc | None], times: int, long: float = float("inf")) -> tuple[list[Proc], bool]:
+    """``times`` runs (one when a run takes longer than ``long`` s); False when one timed out."""
+    procs: list[Proc] = []
+    while len(procs) < times:
+        proc = run()
+        if proc is None:
+            return procs, False
+        procs.append(proc)
+        if proc.wall >= long:
             break
-    return min(walls), size
+    return procs, True
 
 
-def read_throughput(paths: Sequence[Path]) -> float:
-    """Bytes per second reading ``paths`` start to end in 16 MiB blocks (their cache state as is)."""
-    buf = bytearray(16 << 20)
-    total = 0
+def timing(procs: list[Proc], inner: list[float] | None = None, via: str = "") -> Timing:
+    return Timing(
+        walls=[p.wall for p in procs],
+        peak_rss=max(p.peak_rss for p in procs),
+        cpu=statistics.median(p.cpu for p in procs),
+        inner=statistics.median(inner) if inner else None,
+        via=via,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The I/O floor
+@attrs.frozen
+class Floor:
+    read: float  #: the inputs read once, page cache warm (fastest try)
+    write: float  #: an output of the merged size written, closed without fsync (fastest try)
+    fsync: float  #: the same write, fsynced (vwmerge merge fsyncs its output; for reference)
+
+    @property
+    def total(self) -> float:
+        return self.read + self.write
+
+
+def _read_all(paths: Sequence[Path], buf: bytearray) -> float:
     start = time.perf_counter()
     for p in paths:
         with open(p, "rb", buffering=0) as f:
-            while n := f.readinto(buf):
-                total += n
-    return total / max(time.perf_counter() - start, 1e-9)
+            while f.readinto(buf):
+                pass
+    return time.perf_counter() - start
 
 
-def write_throughput(folder: Path, size: int = 1 << 30) -> float:
-    """Bytes per second writing ``size`` bytes sequentially and fsyncing them."""
-    block = np.random.default_rng(0).integers(0, 255, 16 << 20, dtype=np.uint8).tobytes()
-    path = folder / "throughput.tmp"
+def _write(path: Path, size: int, block: bytes, fsync: bool) -> float:
     start = time.perf_counter()
-    with open(path, "wb") as f:
-        for _ in range(size // len(block)):
-            f.write(block)
-        f.flush()
-        os.fsync(f.fileno())
+    with open(path, "wb", buffering=0) as f:
+        left = size
+        while left > 0:
+            left -= f.write(block[: min(left, len(block))])
+        if fsync:
+            os.fsync(f.fileno())
     seconds = time.perf_counter() - start
     path.unlink()
-    return size / seconds
+    return seconds
 
 
-def machine_memory() -> int:
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+def io_floor(paths: Sequence[Path], output_bytes: int, folder: Path, tries: int) -> Floor:
+    buf = bytearray(16 << 20)
+    block = bytes(np.random.default_rng(0).integers(0, 255, 16 << 20, dtype=np.uint8))
+    _read_all(paths, buf)  # page cache warm
+    reads = [_read_all(paths, buf) for _ in range(max(tries, 1))]
+    writes = [_write(folder / "floor.tmp", output_bytes, block, fsync=False) for _ in range(max(tries, 1))]
+    os.sync()  # nothing of the floor's writes left to compete with the next measurement
+    fsync = _write(folder / "floor.tmp", output_bytes, block, fsync=True)
+    return Floor(min(reads), min(writes), fsync)
 
 
 # --------------------------------------------------------------------------------------------
+# Children: VW's merge, and vwmerge's library when the command line cannot take the models
+def _child(kind: str, out: str, listfile: str, base: str | None) -> None:
+    paths = Path(listfile).read_text().splitlines()
+    start = time.perf_counter()
+    if kind == "vw":
+        import vowpalwabbit
+
+        start = time.perf_counter()
+        opts = "--preserve_performance_counters --quiet"
+        base_ws = vowpalwabbit.Workspace(f"-i {base} {opts}", enable_logging=False) if base else None
+        wss = [vowpalwabbit.Workspace(f"-i {p} {opts}", enable_logging=False) for p in paths]
+        vowpalwabbit.merge_models(base_ws, wss).save(out)
+    else:
+        import importlib
+
+        module = importlib.import_module("vwmerge.streaming")  # where merge_files lives today
+        module.merge_files(paths, out, base=base, progress=False)
+    print(json.dumps({"seconds": time.perf_counter() - start}))
+
+
+# --------------------------------------------------------------------------------------------
+# Rows
 @attrs.frozen
 class Row:
-    label: str
-    bits: int
-    models: int
-    input_bytes: int
-    output_bytes: int
-    ours: Run
-    cli: float
-    vw: Run | None
-    vw_note: str
-    io_bound: float
+    case: str
+    what: str  #: the command or merge measured
+    models: int | None
+    input_bytes: int | None
+    output_bytes: int | None
+    vwmerge: Timing | None
+    floor: Floor | None = None
+    vw: Timing | None = None
+    vw_note: str = ""
 
 
-def _predict(vw_runs: dict[tuple[str, int, int], Run], label: str, bits: int, n: int) -> tuple[float, float, str]:
-    """VW's time and memory for (bits, n), scaled from the closest measured runs.
-
-    Linear in N from the largest measured N at these bits; across bits, the per-row growth
-    measured between the two largest measured bit widths (same N) is applied.
-    """
-    same_bits = [(m, r) for (lb, b, m), r in vw_runs.items() if lb == label and b == bits and m < n]
-    if same_bits:
-        m, r = max(same_bits, key=lambda x: x[0])
-        return r.seconds * n / m, r.peak_rss * n / m, f"{r.seconds:.0f} s measured for N={m}, × N/{m}"
-    lower = sorted({b for (lb, b, _) in vw_runs if lb == label and b < bits})
-    if not lower:
-        return 0.0, 0.0, ""
-    b1 = lower[-1]
-    pairs = sorted(m for (lb, b, m) in vw_runs if lb == label and b == b1)
-    m = min(pairs, key=lambda x: abs(x - n))
-    r1 = vw_runs[(label, b1, m)]
-    growth = 2.0 ** (bits - b1)  # at least linear in rows
-    note = f"{r1.seconds:.1f} s measured at b{b1} N={m}"
-    if len(lower) > 1:
-        b0 = lower[-2]
-        common = [mm for (lb, b, mm) in vw_runs if lb == label and b == b0 and (label, b1, mm) in vw_runs]
-        if common:
-            mm = max(common)
-            per_bit = (vw_runs[(label, b1, mm)].seconds / vw_runs[(label, b0, mm)].seconds) ** (1 / (b1 - b0))
-            growth = max(growth, per_bit ** (bits - b1))
-            note += f", × {per_bit:.2f} per bit (b{b0}→b{b1} at N={mm})"
-    seconds = r1.seconds * growth * n / m
-    memory = r1.peak_rss * 2.0 ** (bits - b1) * n / m
-    return seconds, memory, note + (f", × N/{m}" if n != m else "")
+@attrs.frozen
+class Setup:
+    cmd: list[str]
+    models_from: bool
+    work: Path
+    repeat: int
+    startup_repeat: int
+    density: float
+    vw_limit: float
+    vw: bool
+    per_model: tuple[int, int]
+    memory_available: int
 
 
-def _fmt_s(x: float) -> str:
-    return f"{x:.2f}" if x < 10 else f"{x:.0f}"
+def merge_argv(setup: Setup, models: Models, out: Path, listfile: Path) -> tuple[list[str], str]:
+    """The command merging ``models`` into ``out`` and how it takes them (args, --models-from,
+    library)."""
+    head = [*setup.cmd, "--log-level", "warning", "merge", "--quiet", "--json", "-o", str(out)]
+    if models.base:
+        head += ["--base", models.base]
+    if setup.models_from and len(models.names) > MODELS_FROM_ABOVE:
+        listfile.write_text("".join(f"{n}\n" for n in models.names))
+        return [*head, "--models-from", str(listfile)], "--models-from"
+    argv = [*head, *models.names]
+    if _fits_command_line(argv):
+        return argv, "args"
+    listfile.write_text("".join(f"{p}\n" for p in models.paths))
+    child = [sys.executable, __file__, "--child", "vwmerge", "--child-out", str(out), "--child-list", str(listfile)]
+    if models.base:
+        child += ["--child-base", str(models.folder / models.base)]
+    return child, "library"
 
 
-def render(rows: list[Row], read_tp: float, write_tp: float, started: str) -> str:
+class Bench:
+    def __init__(self, setup: Setup) -> None:
+        self.setup = setup
+        self.rows: list[Row] = []
+        self._merges: dict[tuple[str, int, bool], Row] = {}
+        self._vw_measured: dict[tuple[str | int, bool], tuple[int, Timing]] = {}
+
+    # -- merge cases
+    def merge_row(self, case: str, kind: str, label: str, bits: int, n: int, base: bool) -> Row:
+        key = (f"{label}/{kind}{bits}", n, base)
+        if key in self._merges:
+            return self._merges[key]
+        s = self.setup
+        if kind == "small":
+            models = small_models(s.work, n)
+            what = f"{n} small models"
+        else:
+            need = int((n + base) * (1 << bits) * s.density * 16 * 1.1) + (1 << bits) * 16 + (2 << 30)
+            free = shutil.disk_usage(s.work).free
+            if free < need:
+                row = Row(case, f"skipped: needs ~{need / GIB:.1f} GiB of disk, {free / GIB:.1f} free", n,
+                          None, None, None)  # fmt: skip
+                self._merges[key] = row
+                return row
+            models = wide_models(s.work, label, bits, n, s.density, base)
+            opts = f" {OPTIONS[label]}" if OPTIONS[label] else ""
+            what = f"b{bits}{opts} × {n}" + (" --base" if base else "")
+        os.sync()  # no write-back of new models competing with the measurements
+        out = s.work / "merged.model"
+        listfile = s.work / "models.txt"
+        argv, via = merge_argv(s, models, out, listfile)
+        procs, ok = repeat(lambda: run_process(argv, cwd=models.folder), s.repeat)
+        assert ok
+        output_bytes = out.stat().st_size
+        out.unlink()
+        inner = [_reported_seconds(p.stdout) for p in procs]
+        ours = timing(procs, [x for x in inner if x is not None], via)
+        extra = [models.folder / models.base] if models.base else []
+        floor = io_floor([*models.paths, *extra], output_bytes, s.work, s.repeat)
+        vw, note = self.vw_run(kind, label, bits, models, out, listfile)
+        row = Row(case, what, n, models.input_bytes(), output_bytes, ours, floor, vw, note)
+        self._merges[key] = row
+        return row
+
+    def vw_run(
+        self, kind: str, label: str, bits: int, models: Models, out: Path, listfile: Path
+    ) -> tuple[Timing | None, str]:
+        s = self.setup
+        if not s.vw:
+            return None, "not run (--no-vw)"
+        n = len(models.names) + (1 if models.base else 0)
+        prior_key: str | int = "small" if kind == "small" else bits
+        measured = self._vw_measured.get((f"{label}/{prior_key}", bool(models.base)))
+        if measured is not None:
+            m, t = measured
+            seconds, memory = t.median * n / m, t.peak_rss * n / m
+            basis = f"{t.median:.1f} s, {t.peak_rss / GIB:.2f} GiB measured here for N={m}, × N/{m}"
+        else:
+            per_s, per_m, basis = _vw_prior(prior_key)
+            seconds, memory = per_s * n, per_m * n
+        if seconds > s.vw_limit:
+            return None, f"VW not run: predicted {seconds:.0f} s > --vw-limit {s.vw_limit:.0f} s ({basis})"
+        if memory > 0.8 * s.memory_available:
+            return None, (
+                f"VW not run: predicted {memory / GIB:.1f} GiB, {s.memory_available / GIB:.1f} GiB available ({basis})"
+            )
+        listfile.write_text("".join(f"{p}\n" for p in models.paths))
+        argv = [sys.executable, __file__, "--child", "vw", "--child-out", str(out), "--child-list", str(listfile)]
+        if models.base:
+            argv += ["--child-base", str(models.folder / models.base)]
+        timeout = max(3 * s.vw_limit, 60.0)
+        try:
+            procs, ok = repeat(lambda: run_process(argv, timeout=timeout), s.repeat, long=15.0)
+        except ProcessFailed as e:
+            return None, f"VW failed: {e.last_line}"
+        finally:
+            out.unlink(missing_ok=True)
+        if not ok:
+            return None, f"VW killed after {timeout:.0f} s"
+        inner = [_reported_seconds(p.stdout) for p in procs]
+        t = timing(procs, [x for x in inner if x is not None])
+        self._vw_measured[(f"{label}/{prior_key}", bool(models.base))] = (n, t)
+        return t, ""
+
+    # -- cases
+    def run_case(self, case: str) -> None:
+        if case == "startup":
+            self.startup()
+            return
+        if case == "per-model":
+            for n in self.setup.per_model:
+                row = self.merge_row(f"per-model {n}", "small", "default", 18, n, False)
+                self.rows.append(attrs.evolve(row, case=f"per-model {n}"))
+            return
+        if m := re.fullmatch(r"small-(\d+)", case):
+            row = self.merge_row(case, "small", "default", 18, int(m.group(1)), False)
+            self.rows.append(attrs.evolve(row, case=case))
+            return
+        m = CASE.fullmatch(case)
+        if m is None:
+            raise SystemExit(f"unknown case {case!r} (--list-cases shows them)")
+        label = "cb" if m.group("cb") else "default"
+        bits, n = int(m.group("bits")), int(m.group("n"))
+        if m.group("base"):
+            plain = self.merge_row(f"{case} plain", "wide", label, bits, n, False)
+            self.rows.append(attrs.evolve(plain, case=f"{case} (plain)"))
+        self.rows.append(self.merge_row(case, "wide", label, bits, n, bool(m.group("base"))))
+
+    def startup(self) -> None:
+        s = self.setup
+        runs = {
+            "vwmerge --version": [*s.cmd, "--version"],
+            "vwmerge --help": [*s.cmd, "--help"],
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "python -c 'import vwmerge'": [sys.executable, "-c", "import vwmerge"],
+        }
+        for what, argv in runs.items():
+            run_process(argv)  # warm
+            procs, _ = repeat(lambda argv=argv: run_process(argv), s.startup_repeat)  # type: ignore[misc]
+            self.rows.append(Row("startup", what, None, None, None, timing(procs)))
+
+    def prune(self, work: Path, keep: set[str]) -> None:
+        """Delete generated models no remaining case needs (big configurations take GBs)."""
+        for folder in work.iterdir():
+            if folder.is_dir() and folder.name not in keep:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+CASE = re.compile(r"(?P<base>base-)?(?P<cb>cb-)?b(?P<bits>\d+)x(?P<n>\d+)")
+
+
+def _folder_of(case: str) -> str:
+    if case in ("startup",):
+        return ""
+    if case == "per-model" or case.startswith("small-"):
+        return "small"
+    m = CASE.fullmatch(case)
+    return f"{'cb' if m and m.group('cb') else 'default'}_b{m.group('bits')}" if m else ""
+
+
+def _reported_seconds(stdout: str) -> float | None:
+    """The merge's own seconds (load + merge + save) from ``--json`` or the library child."""
+    try:
+        doc = json.loads(stdout)
+    except ValueError:
+        return None
+    value = doc.get("seconds") if isinstance(doc, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+def _s(x: float) -> str:
+    return f"{x:.2g}" if x < 0.01 else f"{x:.3f}" if x < 1 else f"{x:.2f}" if x < 10 else f"{x:.0f}"
+
+
+def _mib(x: float) -> str:
+    return f"{x / MIB:.0f}" if x >= 10 * MIB else f"{x / MIB:.1f}"
+
+
+COLUMNS = [
+    "case", "what", "input MiB", "output MiB", "vwmerge s (min / median / max)", "in-process s",
+    "peak MiB", "I/O floor s (read + write)", "× floor", "fsync s", "VW s (min / median / max)",
+    "VW peak MiB", "× VW",
+]  # fmt: skip
+
+
+def render(rows: list[Row], meta: dict[str, Any], targets: list[dict[str, str]]) -> str:
     out = [
-        f"vwmerge {_version()} vs VW {_vw_version()}, {started}; {os.cpu_count()} cores, "
-        f"{machine_memory() / GIB:.0f} GiB; sequential read {read_tp / GIB:.2f} GiB/s, "
-        f"write+fsync {write_tp / GIB:.2f} GiB/s",
+        f"vwmerge {meta['vwmerge']} (`{meta['command']}`) vs VW {meta['vw']}, {meta['started']}; "
+        f"{meta['cpus']} cores, {meta['memory_gib']:.0f} GiB, load average {meta['load_average']:.1f} "
+        f"at the start; {meta['repeat']} runs per merge, {meta['startup_repeat']} per start-up command",
         "",
-        "| options | bits | N | input GiB | vwmerge s | CLI s | VW s | time ratio | vwmerge peak GiB "
-        "| VW peak GiB | memory ratio | I/O bound s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|---|---|" + "---:|" * (len(COLUMNS) - 2),
     ]
     notes: list[str] = []
     for r in rows:
-        if r.vw is not None:
-            vw_s, vw_m = _fmt_s(r.vw.seconds), f"{r.vw.peak_rss / GIB:.2f}"
-            t_ratio = f"{r.ours.seconds / r.vw.seconds:.3f}"
-            m_ratio = f"{r.ours.peak_rss / r.vw.peak_rss:.3f}"
-        else:
-            notes.append(r.vw_note)
-            vw_s, vw_m, t_ratio, m_ratio = f"skipped [{len(notes)}]", "–", "–", "–"
-        out.append(
-            f"| {r.label} | {r.bits} | {r.models} | {r.input_bytes / GIB:.2f} | {_fmt_s(r.ours.seconds)} "
-            f"| {_fmt_s(r.cli)} | {vw_s} | {t_ratio} | {r.ours.peak_rss / GIB:.2f} | {vw_m} | {m_ratio} "
-            f"| {_fmt_s(r.io_bound)} |"
-        )
+        cells = [r.case, r.what] + ["–"] * (len(COLUMNS) - 2)
+        if r.input_bytes is not None:
+            cells[2] = _mib(r.input_bytes)
+        if r.output_bytes is not None:
+            cells[3] = _mib(r.output_bytes)
+        t = r.vwmerge
+        if t is not None:
+            via = "" if t.via in ("", "args") else f" ({t.via})"
+            cells[4] = f"{_s(t.min)} / {_s(t.median)} / {_s(t.max)}{via}"
+            cells[5] = _s(t.inner) if t.inner is not None else "–"
+            cells[6] = _mib(t.peak_rss)
+        if r.floor is not None and t is not None:
+            f = r.floor
+            cells[7] = f"{_s(f.total)} ({_s(f.read)} + {_s(f.write)})"
+            cells[8] = f"{t.median / f.total:.1f}"
+            cells[9] = _s(f.fsync)
+        if r.vw is not None and t is not None:
+            v = r.vw
+            cells[10] = f"{_s(v.min)} / {_s(v.median)} / {_s(v.max)}"
+            cells[11] = _mib(v.peak_rss)
+            cells[12] = f"{t.median / v.median:.3f}"
+        elif r.vw_note:
+            if r.vw_note not in notes:
+                notes.append(r.vw_note)
+            cells[10] = f"skipped [{notes.index(r.vw_note) + 1}]"
+        out.append("| " + " | ".join(cells) + " |")
     out.append("")
-    out += [f"[{i}] VW not run: {note}." for i, note in enumerate(notes, 1)]
+    out += [f"[{i}] {note}." for i, note in enumerate(notes, 1)]
+    if targets:
+        out += ["", "| target (issue 11) | measured (medians) | met |", "|---|---|---|"]
+        out += [f"| {t['target']} | {t['measured']} | {t['met']} |" for t in targets]
     return "\n".join(out)
+
+
+def _row(rows: list[Row], case: str) -> Row | None:
+    return next((r for r in rows if r.case == case and r.vwmerge is not None), None)
+
+
+def targets(rows: list[Row]) -> list[dict[str, str]]:
+    """The issue-11 targets this run can say something about, judged on medians."""
+    result: list[dict[str, str]] = []
+
+    def add(target: str, measured: str, met: bool) -> None:
+        result.append({"target": target, "measured": measured, "met": "yes" if met else "no"})
+
+    for case, limit, memory in (("b22x8", 5.0, None), ("b24x8", 3.0, None), ("b26x16", 8.0, 3 * GIB)):
+        r = _row(rows, case)
+        if r is None or r.floor is None or r.vwmerge is None:
+            continue
+        ratio = r.vwmerge.median / r.floor.total
+        text = f"{_s(r.vwmerge.median)} s / {_s(r.floor.total)} s = {ratio:.1f}×"
+        ok = ratio <= limit
+        goal = f"{case}: ≤ {limit:g}× the I/O floor"
+        if memory is not None:
+            text += f", peak {r.vwmerge.peak_rss / GIB:.2f} GiB"
+            ok = ok and r.vwmerge.peak_rss <= memory
+            goal += f" in ≤ {memory / GIB:.0f} GiB"
+        add(goal, text, ok)
+    bare = next((r for r in rows if r.what == "python -c pass" and r.vwmerge), None)
+    for what in ("vwmerge --version", "vwmerge --help"):
+        r = next((r for r in rows if r.what == what and r.vwmerge), None)
+        if r is not None and r.vwmerge is not None:
+            text = f"{_s(r.vwmerge.median)} s"
+            if bare is not None and bare.vwmerge is not None:
+                text += f" (python -c pass: {_s(bare.vwmerge.median)} s)"
+            add(f"`{what}` ≤ 0.12 s", text, r.vwmerge.median <= 0.12)
+    per = sorted(
+        ((r.models, r.vwmerge.median) for r in rows if r.case.startswith("per-model") and r.vwmerge and r.models),
+    )
+    if len(per) >= 2 and per[-1][0] > per[0][0]:
+        (n0, w0), (n1, w1) = per[0], per[-1]
+        cost = (w1 - w0) / (n1 - n0)
+        text = f"(wall({n1}) − wall({n0})) / {n1 - n0} = ({_s(w1)} − {_s(w0)}) s / {n1 - n0} = {cost * 1e3:.2f} ms"
+        if cost < 0:
+            result.append({"target": "per-model overhead ≤ 0.3 ms", "measured": text + " (noise)", "met": "–"})
+        else:
+            add("per-model overhead ≤ 0.3 ms", text, cost <= 0.3e-3)
+    for r in rows:
+        m = CASE.fullmatch(r.case)
+        if m and m.group("base") and r.vwmerge is not None:
+            plain = _row(rows, f"{r.case} (plain)")
+            if plain is not None and plain.vwmerge is not None:
+                ratio = r.vwmerge.median / plain.vwmerge.median
+                add(
+                    f"{r.case}: base mode ≤ 1.5× plain mode",
+                    f"{_s(r.vwmerge.median)} s / {_s(plain.vwmerge.median)} s = {ratio:.2f}×",
+                    ratio <= 1.5,
+                )
+    small = sorted(
+        (r.models, r.vwmerge.peak_rss) for r in rows if r.case.startswith("small-") and r.vwmerge and r.models
+    )
+    if len(small) >= 2:
+        (n0, m0), (n1, m1) = small[0], small[-1]
+        add(
+            "memory flat in N (small models)",
+            f"peak {_mib(m0)} MiB at N = {n0}, {_mib(m1)} MiB at N = {n1}",
+            m1 <= 1.25 * m0 + 8 * MIB,
+        )
+    return result
 
 
 def _version() -> str:
     import vwmerge
 
-    return vwmerge.__version__
+    return str(vwmerge.__version__)
 
 
 def _vw_version() -> str:
@@ -349,76 +757,123 @@ def _vw_version() -> str:
     return importlib.metadata.version("vowpalwabbit")
 
 
+def _memory_available() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, Timing):
+        return {**attrs.asdict(value), "min": value.min, "median": value.median, "max": value.max}
+    if isinstance(value, Floor):
+        return {**attrs.asdict(value), "total": value.total}
+    if attrs.has(type(value)):
+        return {f.name: _as_json(getattr(value, f.name)) for f in attrs.fields(type(value))}
+    return value
+
+
+def select_cases(a: argparse.Namespace) -> list[str]:
+    if a.cases:
+        names: list[str] = []
+        for c in a.cases.split(","):
+            names += {"quick": QUICK, "default": DEFAULT, "big": BIG, "grid": GRID, "smoke": SMOKE}.get(c, [c])
+    elif a.smoke:
+        names = list(SMOKE)
+    elif a.quick:
+        names = list(QUICK)
+    else:
+        names = list(DEFAULT)
+    if a.big and not a.cases:
+        names += BIG
+    return list(dict.fromkeys(n.strip() for n in names if n.strip()))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bits", default="18,22,24,26")
-    parser.add_argument("--models", default="2,8,32", help="N values (bits 26 uses --models-26)")
-    parser.add_argument("--models-26", default="2,8,16", help="N values at 26 bits (16 models are ~11 GB)")
-    parser.add_argument("--options", default="default,cb_explore_adf", help=f"of {', '.join(OPTIONS)}")
+    parser.add_argument("--cases", help="comma-separated cases or sets (quick, default, big, grid, smoke)")
+    parser.add_argument("--quick", action="store_true", help="the quick set: " + ",".join(QUICK))
+    parser.add_argument("--big", action="store_true", help="add " + ",".join(BIG) + " (GBs of disk, minutes)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds: " + ",".join(SMOKE))
+    parser.add_argument("--list-cases", action="store_true", help="print the case sets and exit")
+    parser.add_argument("--repeat", type=int, default=None, help="runs per merge (default 3; --smoke 1)")
+    parser.add_argument("--startup-repeat", type=int, default=None, help="runs per start-up command (default 10)")
+    parser.add_argument("--per-model", default=None, help="the two N of per-model (default 2,2000; --smoke 2,20)")
     parser.add_argument("--density", type=float, default=0.64, help="fraction of the 2^bits rows present")
-    parser.add_argument("--vw-limit", type=float, default=330.0, help="skip VW runs predicted longer (s)")
-    parser.add_argument("--repeat", type=int, default=3, help=f"runs under {REPEAT_BELOW:.0f} s: fastest of this many")
+    parser.add_argument("--vw-limit", type=float, default=None, help="skip VW runs predicted longer (s; 330)")
+    parser.add_argument("--no-vw", action="store_true", help="do not run VW")
     parser.add_argument("--work", type=Path, default=None, help="where models go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the generated models")
-    parser.add_argument("--out", type=Path, default=None, help="also write the table (and raw JSON) here")
+    parser.add_argument("--out", type=Path, default=None, help="also write PREFIX.md and PREFIX.json")
+    parser.add_argument("--json", dest="json_path", default=None, help="write the raw results as JSON (- : stdout)")
     parser.add_argument("--child", choices=["vw", "vwmerge"], help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
-    parser.add_argument("paths", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("--child-list", help=argparse.SUPPRESS)
+    parser.add_argument("--child-base", help=argparse.SUPPRESS)
     a = parser.parse_args(argv)
     if a.child:
-        _child(a.child, a.child_out, a.paths)
+        _child(a.child, a.child_out, a.child_list, a.child_base)
+        return 0
+    if a.list_cases:
+        for name, cases in (("quick", QUICK), ("default", DEFAULT), ("big", BIG), ("smoke", SMOKE), ("grid", GRID)):
+            print(f"{name}: {','.join(cases)}")
         return 0
 
+    cases = select_cases(a)
+    n0, n1 = map(int, (a.per_model or ("2,20" if a.smoke else "2,2000")).split(","))
     work = a.work or Path(tempfile.mkdtemp(prefix="vwmerge-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    started = time.strftime("%Y-%m-%d %H:%M")
-    write_tp = write_throughput(work)
-    memory = machine_memory()
-    rows: list[Row] = []
-    vw_runs: dict[tuple[str, int, int], Run] = {}
-    raw = []
-    read_tp_seen = []
+    cmd = vwmerge_command()
+    setup = Setup(
+        cmd=cmd,
+        models_from=supports_models_from(cmd),
+        work=work,
+        repeat=a.repeat or (1 if a.smoke else 3),
+        startup_repeat=a.startup_repeat or (2 if a.smoke else 10),
+        density=a.density,
+        vw_limit=a.vw_limit if a.vw_limit is not None else (5.0 if a.smoke else 30.0 if a.quick else 330.0),
+        vw=not a.no_vw,
+        per_model=(n0, n1),
+        memory_available=_memory_available(),
+    )
+    meta = {
+        "vwmerge": _version(),
+        "command": " ".join(cmd),
+        "models_from": setup.models_from,
+        "vw": _vw_version(),
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "memory_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB,
+        "load_average": os.getloadavg()[0],
+        "repeat": setup.repeat,
+        "startup_repeat": setup.startup_repeat,
+        "vw_limit": setup.vw_limit,
+        "density": setup.density,
+        "cases": cases,
+    }
+    bench = Bench(setup)
     try:
-        for label in a.options.split(","):
-            args = OPTIONS[label]
-            for bits in map(int, a.bits.split(",")):
-                counts = [int(n) for n in (a.models_26 if bits == 26 else a.models).split(",")]
-                paths_all = generate(work, label, args, bits, max(counts), a.density)
-                os.sync()  # no write-back of the new models competing with the measurements
-                read_tp = read_throughput(paths_all)
-                read_tp_seen.append(read_tp)
-                for n in counts:
-                    paths = paths_all[:n]
-                    out = work / "merged.model"
-                    in_bytes = sum(p.stat().st_size for p in paths)
-                    ours = measure_tool("vwmerge", paths, out, timeout=3600, repeat=a.repeat)
-                    assert ours is not None
-                    cli, out_bytes = measure_cli(paths, out, timeout=3600, repeat=a.repeat)
-                    predicted_s, predicted_m, basis = _predict(vw_runs, label, bits, n)
-                    vw: Run | None = None
-                    note = ""
-                    if predicted_s > a.vw_limit:
-                        note = f"predicted {predicted_s:.0f} s from {basis}"
-                    elif predicted_m > 0.8 * memory:
-                        note = f"predicted {predicted_m / GIB:.0f} GiB from {basis}"
-                    else:
-                        vw = measure_tool("vw", paths, out, timeout=max(3 * a.vw_limit, 600), repeat=a.repeat)
-                        if vw is None:
-                            note = f"killed after {max(3 * a.vw_limit, 600):.0f} s"
-                        else:
-                            vw_runs[(label, bits, n)] = vw
-                    io_bound = in_bytes / read_tp + out_bytes / write_tp
-                    row = Row(label, bits, n, in_bytes, out_bytes, ours, cli, vw, note, io_bound)
-                    rows.append(row)
-                    raw.append(attrs.asdict(row))
-                    print(json.dumps(raw[-1]), file=sys.stderr, flush=True)
-                if not a.keep:  # at most one configuration's models on disk at a time
-                    shutil.rmtree(paths_all[0].parent, ignore_errors=True)
-        table = render(rows, float(np.median(read_tp_seen)), write_tp, started)
-        print(table)
+        for i, case in enumerate(cases):
+            start = time.perf_counter()
+            bench.run_case(case)
+            print(f"bench: {case}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+            if not a.keep:
+                bench.prune(work, {_folder_of(c) for c in cases[i + 1 :]})
+        found = targets(bench.rows)
+        table = render(bench.rows, meta, found)
+        doc = {"meta": meta, "rows": [_as_json(r) for r in bench.rows], "targets": found}
+        if a.json_path == "-":
+            print(json.dumps(doc, indent=1))
+        else:
+            print(table)
+            if a.json_path:
+                Path(a.json_path).write_text(json.dumps(doc, indent=1) + "\n")
         if a.out:
-            a.out.write_text(table + "\n")
-            a.out.with_suffix(".json").write_text(json.dumps(raw, indent=1) + "\n")
+            a.out.parent.mkdir(parents=True, exist_ok=True)
+            a.out.with_suffix(".md").write_text(table + "\n")
+            a.out.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
     finally:
         if not a.keep and a.work is None:
             shutil.rmtree(work, ignore_errors=True)
