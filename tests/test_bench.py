@@ -56,13 +56,16 @@ def test_bench_smoke(tmp_path: Path) -> None:
         "per-model 2", "per-model 20", "small-20", "b16x2", "base-b16x2 (plain)", "base-b16x2",
     }  # fmt: skip
     for r in merges:
-        assert float(r["input MiB"]) > 0 or r["what"].endswith("small models"), r
+        assert float(r["input MiB"]) > 0, r
         assert float(r["× floor"]) > 0, r
         assert float(r["peak MiB"]) > 0, r
-    # VW ran on the two-model merges (predicted fast enough), and VW's base mode refuses bits ≠ 18.
-    assert float(by_what["2 small models"]["VW peak MiB"]) > 0
+    # VW ran on the two-model merges (predicted fast enough); its base mode refuses bits ≠ 18.
+    assert float(next(r for r in merges if r["case"] == "per-model 2")["VW peak MiB"]) > 0
     assert float(next(r for r in merges if r["case"] == "b16x2")["× VW"]) > 0
+    assert next(r for r in merges if r["case"] == "base-b16x2")["VW s (min / median / max)"].startswith("skipped")
     assert "Reason: num_bits" in text
+    # small-20 is the per-model run at N = 20, shown once more under its own name
+    assert next(r for r in merges if r["case"] == "small-20")["what"].endswith("(the runs of per-model 20)")
 
     doc = json.loads(out.with_suffix(".json").read_text())
     assert doc["meta"]["command"] == str(Path(sys.executable).parent / "vwmerge")
