@@ -13,7 +13,7 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 
 COLUMNS = [
-    "case", "what", "input MiB", "output MiB", "vwmerge s (min / median / max)", "in-process s",
+    "case", "what", "input MiB", "output MiB", "vwmerge s (min / median / max)", "CPU s", "in-process s",
     "peak MiB", "I/O floor s (read + write)", "× floor", "fsync s", "VW s (min / median / max)",
     "VW peak MiB", "× VW",
 ]  # fmt: skip
