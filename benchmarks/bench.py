@@ -421,7 +421,7 @@ def _child(kind: str, out: str, listfile: str, base: str | None) -> None:
     else:
         import importlib
 
-        module = importlib.import_module("vwmerge.streaming")  # where merge_files lives today
+        module = importlib.import_module("vwmerge.engine.streaming")  # where merge_files lives
         importlib.import_module("vwmerge").default_registry()  # plugin discovery, left out as by the CLI
         start = time.perf_counter()
         module.merge_files(paths, out, base=base, progress=False)
