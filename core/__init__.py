@@ -7,6 +7,8 @@ Library API::
     merged = vwmerge.merge([a, b])              # VW's semantics (example-count weighting)
     merged = vwmerge.merge([a, b], weights=[3, 1])   # θ = 0.75·θa + 0.25·θb
     merged.save("merged.model")
+
+    paths = vwmerge.expand_inputs(["day*.model"], models_from=["more.txt"])  # as the CLI does
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .errors import IncompatibleModelsError, MergeError, ModelFormatError, Plugi
 from .format.header import Header
 from .format.options import Options
 from .format.weights import WeightTable
+from .model.inputs import expand_inputs, read_model_list
 from .model.workspace import Workspace, load
 
 try:
@@ -48,9 +51,11 @@ __all__ = [
     "Workspace",
     "__version__",
     "default_registry",
+    "expand_inputs",
     "hookimpl",
     "load",
     "make_plugin_manager",
     "merge",
     "rank_of",
+    "read_model_list",
 ]

@@ -105,12 +105,21 @@ def main(ctx: click.Context, log_level: str, log_format: str, debug: bool) -> No
 def _plan_options(func: F) -> F:
     """Options shared by ``merge`` and ``check`` (a dry run must accept what a merge accepts)."""
     decorators = [
-        click.argument("models", nargs=-1, required=True, metavar="MODEL MODEL..."),
+        click.argument("models", nargs=-1, metavar="[MODEL]..."),
+        click.option(
+            "--models-from",
+            "models_from",
+            multiple=True,
+            metavar="FILE",
+            help="Also merge the models FILE lists, after the MODEL arguments: one path, URL or pattern a "
+            "line; blank lines and lines starting with # are skipped; '-' reads standard input. Repeatable.",
+        ),
         click.option(
             "-b",
             "--base",
             metavar="BASE",
-            help="Base model (as in vw-merge): merge each model's difference from BASE, add the result to BASE.",
+            help="Base model (as in vw-merge): merge each model's difference from BASE, add the result to "
+            "BASE. A pattern must match exactly one file.",
         ),
         click.option(
             "--weights",
@@ -141,17 +150,21 @@ def _plan_options(func: F) -> F:
 def _request(
     ctx: click.Context,
     models: tuple[str, ...],
+    models_from: tuple[str, ...],
     output: str | None,
     base: str | None,
     weights: tuple[str, ...],
     normalize: bool,
     vw_options: str | None,
 ) -> MergeRequest:
+    if not models and not models_from:
+        raise click.UsageError("No models given: name them as MODEL arguments or with --models-from FILE.", ctx)
     with user_errors(ctx):
         parsed = parse_weights(weights)
     return MergeRequest(
-        inputs=models, output=output, base=base, weights=parsed, normalize=normalize, vw_options=vw_options
-    )
+        inputs=models, output=output, base=base, weights=parsed, normalize=normalize, vw_options=vw_options,
+        models_from=models_from,
+    )  # fmt: skip
 
 
 def _check(ctx: click.Context, request: MergeRequest, as_json: bool) -> None:
@@ -189,6 +202,7 @@ def _check(ctx: click.Context, request: MergeRequest, as_json: bool) -> None:
 def merge_command(
     ctx: click.Context,
     models: tuple[str, ...],
+    models_from: tuple[str, ...],
     output: str | None,
     base: str | None,
     weights: tuple[str, ...],
@@ -209,7 +223,16 @@ def merge_command(
       vwmerge merge -o merged.model --base base.model a.model b.model
       vwmerge merge --dry-run a.model b.model
       vwmerge merge -o merged.model --jobs 4 day*.model
-      vwmerge merge -o s3://bucket/merged.model --scheduler tcp://10.0.0.5:8786 s3://bucket/day*.model
+      vwmerge merge -o merged.model 'file:///data/day*.model'    # vwmerge expands the pattern
+      vwmerge merge -o merged.model --models-from round7.txt     # one path or URL a line
+      vwmerge merge -o s3://bucket/merged.model --scheduler tcp://10.0.0.5:8786 's3://bucket/day*.model'
+
+    MODEL, BASE and the lines of a --models-from list may be glob patterns (*, ?, [...], **),
+    local or in fsspec URLs; quote them so that vwmerge, not the shell, expands them. A pattern
+    becomes its matching files (not directories) sorted by plain string order (day10 before
+    day2), and matching nothing is an error; an existing file whose name contains these
+    characters is taken as is. The models are the MODEL arguments, then each list's in order.
+    --weights must give one weight per model after this expansion. OUT is never expanded.
 
     -o/--output and -b/--base work as in VW's vw-merge. OUT is written to a temporary file
     beside it and renamed, so a failed merge leaves nothing behind; OUT may not be one of the
@@ -220,7 +243,7 @@ def merge_command(
     """
     if output is None and not dry_run:
         raise click.UsageError("Missing option '-o' / '--output' (the merged model's file name).", ctx)
-    request = _request(ctx, models, output, base, weights, normalize, vw_options)
+    request = _request(ctx, models, models_from, output, base, weights, normalize, vw_options)
     if dry_run:
         _check(ctx, request, as_json)
         return
@@ -241,6 +264,7 @@ def merge_command(
 def check_command(
     ctx: click.Context,
     models: tuple[str, ...],
+    models_from: tuple[str, ...],
     output: str | None,
     base: str | None,
     weights: tuple[str, ...],
@@ -253,13 +277,14 @@ def check_command(
     \b
       vwmerge check day1.model day2.model day3.model
       vwmerge check --weights 3,1 --json a.model b.model
+      vwmerge check --models-from round7.txt 'extra/*.model'
 
     Reads each file's header and reduction sections but not its weight rows, so it takes the
     same short time for any model size. Prints the stack (top to bottom) with the plugin that
     merges each reduction, what will only warn and why, each model's weight, and the first
     error. Exits 1 exactly when a merge would fail.
     """
-    _check(ctx, _request(ctx, models, output, base, weights, normalize, vw_options), as_json)
+    _check(ctx, _request(ctx, models, models_from, output, base, weights, normalize, vw_options), as_json)
 
 
 @main.command("inspect")

@@ -24,6 +24,7 @@ from ..contract.context import ModelWeights
 from ..contract.registry import Registry, default_registry
 from ..errors import MergeError, VWMergeError
 from ..model import files
+from ..model.inputs import expand_inputs, expand_one, shown
 from ..model.workspace import Workspace, load, scan
 from .merging import finish_merge, prepare_merge
 from .partial import supports_partial
@@ -41,7 +42,11 @@ def _weights_converter(value: Sequence[float] | None) -> tuple[float, ...] | Non
 
 @attrs.frozen
 class MergeRequest:
-    """One merge as the user asked for it: paths and settings, nothing loaded yet."""
+    """One merge as the user asked for it: paths and settings, nothing loaded yet.
+
+    ``inputs`` and ``base`` may be glob patterns and ``models_from`` lists of models (paths,
+    URLs or ``-``); :meth:`expanded` turns them into the files (:mod:`vwmerge.model.inputs`).
+    """
 
     inputs: tuple[str, ...] = attrs.field(converter=_inputs_converter)
     output: str | None = None
@@ -55,10 +60,23 @@ class MergeRequest:
     executor: str | None = None
     scheduler: str | None = None
     progress: bool | None = None
+    #: Lists of models (``--models-from``), read after ``inputs``; empty once expanded.
+    models_from: tuple[str, ...] = attrs.field(default=(), converter=_inputs_converter)
 
     @property
     def sources(self) -> list[str]:
         return [*self.inputs, *([self.base] if self.base else [])]
+
+    def expanded(self) -> MergeRequest:
+        """This request with every pattern and list replaced by the files it stands for.
+
+        The inputs are the MODEL entries, then each list's (``models_from``), each pattern
+        replaced by its sorted matches; the base must stand for exactly one file. The output is
+        never expanded: it is a name. Reads each list once (standard input included).
+        """
+        inputs = expand_inputs(self.inputs, models_from=self.models_from)
+        base = expand_one(self.base) if self.base is not None else None
+        return attrs.evolve(self, inputs=inputs, base=base, models_from=())
 
 
 def parse_weights(values: Sequence[str]) -> tuple[float, ...] | None:
@@ -133,8 +151,8 @@ def check_request(request: MergeRequest) -> None:
     if request.weights is not None and len(request.weights) != len(request.inputs):
         n, m = len(request.weights), len(request.inputs)
         raise MergeError(
-            f"{n} weight{'s' * (n != 1)} given for {m} models ({', '.join(request.inputs)}); "
-            "give exactly one weight per model, in the same order",
+            f"{n} weight{'s' * (n != 1)} given for {m} model{'s' * (m != 1)} (after expanding patterns and "
+            f"--models-from lists: {shown(request.inputs)}); give exactly one weight per model, in the same order",
             source="--weights",
         )
     if request.output is not None:
@@ -148,6 +166,7 @@ def run_merge(request: MergeRequest, *, registry: Registry | None = None) -> Mer
 
     Nothing is written unless every step before saving worked.
     """
+    request = request.expanded()
     if request.output is None:
         raise MergeError("no output file given (-o/--output)")
     check_request(request)
@@ -306,6 +325,7 @@ def plan_merge(request: MergeRequest, *, registry: Registry | None = None) -> Me
     reg: Registry | None = registry
     with collect_warnings() as events:
         try:
+            request = request.expanded()
             check_request(request)
             reg = reg or default_registry()
             for p in request.inputs:  # paths or fsspec URLs, headers and sections only

@@ -25,6 +25,7 @@ from ..contract.registry import Registry, default_registry
 from ..contract.stack import StackEntry
 from ..errors import MergeError
 from ..model import files
+from ..model.inputs import expand_inputs, expand_one
 from ..model.workspace import Workspace, load, scan, write_workspace
 from .executors import Executor, ModelRef, ProcessExecutor, StreamPlan, resolve
 from .merging import PreparedMerge, finish_merge, merge_states, prepare_merge
@@ -111,19 +112,23 @@ def merge_files(
     scheduler: Any = None,
     progress: bool | Progress | None = None,
     registry: Registry | None = None,
+    models_from: Sequence[PathLike] = (),
 ) -> MergeReport:
     """Merge model files (paths or fsspec URLs) into ``output`` without loading them whole.
 
-    The semantics and the first arguments are :func:`vwmerge.merge`'s. ``jobs`` > 1 folds
+    ``paths`` may hold glob patterns and ``models_from`` lists of models (one path or URL a
+    line), expanded as the CLI expands them (:func:`vwmerge.expand_inputs`); ``base`` may be a
+    pattern matching exactly one file; ``output`` is a name, never a pattern.
+    The semantics and the other arguments are :func:`vwmerge.merge`'s. ``jobs`` > 1 folds
     groups of inputs in that many processes; ``executor="dask"`` runs on a dask cluster
     (``scheduler``: an address, a ``distributed.Client`` or a cluster; none starts a local
     one); an :class:`vwmerge.engine.executors.Executor` instance is used as is. ``progress``: None
     draws a bar when stderr is a terminal, False never. Returns the phases' times, bytes and
     the peak memory.
     """
-    sources = [os.fspath(p) for p in paths]
+    sources = expand_inputs(paths, models_from=models_from)
     target = os.fspath(output)
-    base_source = os.fspath(base) if base is not None else None
+    base_source = expand_one(base) if base is not None else None
     reg = registry or default_registry()
     ex = resolve(executor, jobs=jobs, scheduler=scheduler)
     if ex.parallel and reg is not default_registry():
