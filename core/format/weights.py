@@ -7,6 +7,7 @@ structured dtypes (no per-row Python).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import attrs
@@ -70,9 +71,13 @@ class WeightTable:
     @classmethod
     def skip(cls, r: Reader, bits: int, columns: tuple[str, ...]) -> WeightTable:
         """Pass over the rows to the end of the buffer without reading them (a model scanned for
-        its header and sections), still rejecting a partial row; an empty table stands for them."""
+        its header and sections), still rejecting a partial row; an empty table stands for them.
+
+        The empty table is shared by every model scanned with the same bits and columns (a merge
+        of thousands of models keeps every scanned model; its arrays are read-only and hold
+        nothing)."""
         _rows_to_end(r, bits, columns)
-        return cls.empty(bits, columns)
+        return _empty_shared(bits, columns)
 
     def write(self, w: Writer, chunk_rows: int = 1 << 20) -> None:
         """Rows in chunks, so a writer that streams to a file never holds a second full copy.
@@ -190,3 +195,11 @@ def align(tables: list[WeightTable]) -> tuple[np.ndarray, list[np.ndarray]]:
     union = union_sorted([t.index for t in tables])
     positions = [np.searchsorted(union, t.index.astype(np.uint64, copy=False)) for t in tables]
     return union, positions
+
+
+@functools.lru_cache(maxsize=64)
+def _empty_shared(bits: int, columns: tuple[str, ...]) -> WeightTable:
+    table = WeightTable.empty(bits, columns)
+    table.index.flags.writeable = False
+    table.values.flags.writeable = False
+    return table
