@@ -5,6 +5,11 @@ The example plugin (``tests/plugin_pkg``) overrides a built-in reduction in ever
 is installed. So that the suite tests the built-ins, its entry point is blocked here, at import
 time, before any registry exists; ``tests/test_plugins.py`` clears the block where it tests the
 override.
+
+The suite uses vwmerge's own kit for plugin authors (``vwmerge.testing``: fixtures
+``vwmerge_kit``, ``vwmerge_registry``, ``vwmerge_cli``), and pytest's ``pytester`` to run the kit in
+isolated pytest runs. ``pytest_plugins`` may only be set in this top-level conftest (pytest
+rejects it in a conftest found during collection, such as ``tests/plugin_pkg/tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from helpers.models import (
     example_plugin_entry_point,
 )
 from vwmerge.contract.registry import BLOCK_ENV
+
+pytest_plugins = ["pytester", "vwmerge.testing"]
 
 _blocked = [n for n in os.environ.get(BLOCK_ENV, "").split(",") if n.strip()]
 if EXAMPLE_PLUGIN_ENTRY_POINT not in _blocked:
