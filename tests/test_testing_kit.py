@@ -10,6 +10,7 @@ kit builds are real: VW loads one and predicts with its weights.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -128,6 +129,28 @@ def test_the_kit_is_opt_in(pytester: pytest.Pytester) -> None:
     result = _run(pytester, GOOD_MERGE)
     result.assert_outcomes(passed=0, errors=3)
     result.stdout.fnmatch_lines(["*fixture 'vwmerge_kit' not found*"])
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
+
+
+def doc_files() -> dict[str, str]:
+    """The ``python`` blocks of docs/plugins.md whose first line names a file: ``# NAME.py``."""
+    found = re.findall(r"^```python\n# (\w+\.py)\n(.*?)^```$", DOCS.read_text(encoding="utf-8"), re.M | re.S)
+    return {name: f"# {name}\n{body}" for name, body in found}
+
+
+def test_the_documented_plugin_and_its_tests_pass(pytester: pytest.Pytester) -> None:
+    """docs/plugins.md's complete plugin and its tests, the plugin installed the way pip does
+    (a dist-info with its ``vwmerge`` entry point), so the command-line test runs too."""
+    files = doc_files()
+    assert set(files) == {"my_plugin.py", "test_my_plugin.py"}
+    pytester.makepyfile(**{name.removesuffix(".py"): text for name, text in files.items()})
+    info = pytester.mkdir("my_plugin-0.1.0.dist-info")
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-plugin\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[vwmerge]\nmy_reduction = my_plugin\n")
+    result = pytester.runpytest_subprocess("-p", "vwmerge.testing", "-rs")
+    result.assert_outcomes(passed=3)
 
 
 # --------------------------------------------------------------------------------------------
