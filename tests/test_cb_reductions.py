@@ -26,8 +26,7 @@ import vwmerge
 from helpers import vwtrain
 from helpers.configs import CASES, Case
 from helpers.models import Models
-from vwmerge.contract.sectionio import SectionIO
-from vwmerge.format.binio import Writer
+from vwmerge.testing import Kit, assert_roundtrip
 
 NO_MERGE = "reduction has state but no merge; keeping one model's state unchanged"
 
@@ -45,9 +44,7 @@ def load(path: Path) -> vwmerge.Workspace:
 
 def section(ws: vwmerge.Workspace, name: str) -> bytes:
     """One reduction's section, as its plugin writes it."""
-    w = Writer()
-    ws.registry.call("vwmerge_save_load", ws.entry(name), io=SectionIO(ws.info, writer=w), state=ws.state(name))
-    return w.getvalue()
+    return Kit(ws.registry).section(ws, name)
 
 
 def fresh(models: Models, args: str) -> Path:
@@ -72,9 +69,7 @@ def merge_and_check_loads(
     merged.save(out)
     preds = vwtrain.predict(out, vwtrain.test_examples(args, n=3))
     assert len(preds) == 3
-    again = load(out)
-    assert again.to_bytes() == out.read_bytes()
-    return again
+    return assert_roundtrip(out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,9 +254,7 @@ def test_round_trip_and_stack(models: Models, case: Case) -> None:
     """Trained, fresh and VW-reloaded files are reproduced byte for byte; the stack is VW's."""
     paths = [*models.inputs(case.args, 2), fresh(models, case.args)]
     for p in paths:
-        ws = load(p)
-        assert ws.to_bytes() == p.read_bytes(), p.name
-        json.dumps(ws.describe())
+        json.dumps(assert_roundtrip(p).describe())
     ws = load(paths[0])
     names = [e.name for e in ws.stack]
     learners = vw_learners(paths[0])
@@ -315,6 +308,58 @@ def test_base_mode(models: Models, case: Case, tmp_path: Path, logs: list) -> No
     new = load(fresh(models, case.args))
     for name in case.stateful:
         assert section(vw, name) == section(new, name), name
+
+
+# --------------------------------------------------------------------------------------------
+# The merge properties of vwmerge's kit for plugin authors (vwmerge.testing), on the built-ins
+# whose laws are simple: what k copies give, input order (exact: these merges sum integers or
+# take extrema), one-hot weights, and add(base, subtract(m, base)) == m for m trained on from base.
+def _counts(state: Any, k: int) -> Any:
+    return attrs.evolve(state, value=state.value * k % 2**64)
+
+
+def _all_counts(states: Sequence[Any], j: int) -> Any:
+    return attrs.evolve(states[j], value=sum(s.value for s in states) % 2**64)
+
+
+def _first_laws(n0: int) -> tuple[Callable[[Any, int], Any], Callable[[Sequence[Any], int], Any]]:
+    """Each input consumed n0 − τᵢ of the explore-first budget: the budgets consumed add up."""
+
+    def left(taus: Sequence[int]) -> int:
+        return max(0, n0 - sum(n0 - t for t in taus))
+
+    return (
+        lambda s, k: attrs.evolve(s, tau=left([s.tau] * k)),
+        lambda states, j: attrs.evolve(states[j], tau=left([s.tau for s in states])),
+    )
+
+
+KIT_LAWS: dict[str, tuple[Callable[[Any, int], Any] | None, Callable[[Sequence[Any], int], Any] | None]] = {
+    "cb_explore_adf_squarecb": (_counts, _all_counts),
+    "cb_explore_adf_regcb": (_counts, _all_counts),
+    "cb_explore_adf_cover": (_counts, _all_counts),
+    "cb_explore_adf_graph_feedback": (_counts, _all_counts),
+    "cb_explore": (_counts, _all_counts),
+    "cb_explore_adf_first": _first_laws(100),
+    "cb_explore_adf_synthcover": (None, None),  # extrema: the model's own back
+    "ccb_explore_adf": (None, None),  # a flag, or-ed
+    "boosting": (None, None),  # weighted means, in float64 rounded once
+}
+KIT_CASES = [c for c in STATEFUL if set(c.stateful) <= set(KIT_LAWS)]
+
+
+@pytest.mark.parametrize("case", KIT_CASES, ids=lambda c: c.id)
+def test_the_plugin_kit_merge_properties(models: Models, case: Case) -> None:
+    kit = Kit()
+    inputs = models.inputs(case.args, 3)
+    base, continued = models.resumed(case.args)
+    for name in case.stateful:
+        copies, one_hot = KIT_LAWS[name]
+        kit.assert_merge_properties(inputs, name, copies=copies, one_hot=one_hot)
+        entry = kit.load(base).entry(name)
+        if kit.registry.implements("vwmerge_subtract", entry):
+            for m in continued:
+                kit.assert_base_inverse(m, base, name)
 
 
 # --------------------------------------------------------------------------------------------

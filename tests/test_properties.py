@@ -27,9 +27,8 @@ import vwmerge
 from helpers.vwtrain import predict, test_examples, train
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from vwmerge.contract.sectionio import SectionIO
-from vwmerge.format.binio import Writer
 from vwmerge.format.weights import WeightTable
+from vwmerge.testing import Kit
 
 U32 = 2.0**-24  #: float32 unit roundoff
 U64 = 2.0**-53  #: float64 unit roundoff
@@ -270,9 +269,7 @@ def assert_within(
 
 def section_u64(ws: vwmerge.Workspace, name: str) -> np.ndarray:
     """A reduction's section as the plugin writes it, read as little-endian u64 counters."""
-    w = Writer()
-    ws.registry.call("vwmerge_save_load", ws.entry(name), io=SectionIO(ws.info, writer=w), state=ws.state(name))
-    return np.frombuffer(b"".join(w.parts), "<u8")
+    return np.frombuffer(Kit(ws.registry).section(ws, name), "<u8")
 
 
 def assert_predictions_close(got: Sequence[Any], want: Sequence[Any]) -> None:

@@ -21,6 +21,7 @@ from helpers.models import INPUT_SIZES, Models
 from vwmerge.format.binio import Reader
 from vwmerge.format.header import Header
 from vwmerge.format.murmur import murmur3_32
+from vwmerge.testing import assert_roundtrip
 
 #: Every configuration tested here (the count is reported).
 CONFIGS = ROUNDTRIP_CONFIGS
@@ -35,8 +36,7 @@ def _bits(args: str) -> int:
 def test_read_write_gives_back_the_same_bytes(models: Models, config: Config, tmp_path: Path) -> None:
     for path in models.inputs(config.args):
         data = path.read_bytes()
-        ws = vwmerge.load(path)
-        assert ws.to_bytes() == data
+        ws = assert_roundtrip(path)
         out = tmp_path / "resaved.model"
         assert ws.save(out) == len(data)
         assert out.read_bytes() == data
