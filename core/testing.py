@@ -248,6 +248,10 @@ class Kit:
                     f"reduction '{entry.name}' (enabled by the options) writes a section: "
                     f"give its state, or its section's bytes, in states={{'{entry.name}': ...}}"
                 )
+        if weights is not None and not gd_rows:
+            raise ValueError(
+                "weights= sets the rows of a gd base learner; this model's base learner comes from states="
+            )
         ws = load(w.getvalue(), registry=self.registry, name="<make_model>")
         if gd_rows:  # gd read the empty table and knows the columns its rows carry
             bottom = ws.states[-1]
