@@ -63,20 +63,37 @@ class RowsState:
 
 
 # --------------------------------------------------------------------------------------------
-def _u64_rows_dtype(k: int) -> np.dtype:
-    return np.dtype([("i", "<u8"), ("v", "<f4", (k,))])
+#: lda rows of files before this version have a u32 index (VW: "support 32bit build models").
+LDA_U64_INDEX_SINCE = (8, 0, 3)
 
 
-def read_dense_rows(r: Reader, bits: int, columns: tuple[str, ...], what: str) -> WeightTable:
-    """``u64 index, k × f32`` rows to EOF (lda, rank), with the same checks as gd's rows."""
-    rows = r.rows_to_end(_u64_rows_dtype(len(columns)), f"{what} rows", f"u64 index and {len(columns)} float(s)")
+def _dense_rows_dtype(k: int, index: str = "<u8") -> np.dtype:
+    return np.dtype([("i", index), ("v", "<f4", (k,))])
+
+
+def _dense_index(name: str, version: tuple[int, int, int]) -> str:
+    return "<u4" if name == "lda" and version < LDA_U64_INDEX_SINCE else "<u8"
+
+
+def read_dense_rows(
+    r: Reader, bits: int, columns: tuple[str, ...], what: str, index: str = "<u8"
+) -> WeightTable:
+    """``u64 index, k × f32`` rows to EOF (lda, rank), with the same checks as gd's rows.
+
+    ``index`` ``"<u4"``: the u32 row index of lda in files before 8.0.3."""
+    width = "u32" if index == "<u4" else "u64"
+    rows = r.rows_to_end(
+        _dense_rows_dtype(len(columns), index), f"{what} rows", f"{width} index and {len(columns)} float(s)"
+    )
     if len(rows) and bits < 64 and int(rows["i"].max()) >= (1 << bits):
         raise r.fail(f"corrupt {what} rows: row index {int(rows['i'].max())} is not below 2^{bits}")
     return WeightTable(rows["i"], rows["v"], bits, columns)
 
 
-def write_dense_rows(w: Writer, table: WeightTable) -> None:
-    out = np.empty(len(table), _u64_rows_dtype(table.k))
+def write_dense_rows(w: Writer, table: WeightTable, index: str = "<u8") -> None:
+    if index == "<u4" and len(table) and int(table.index.max()) > 0xFFFFFFFF:
+        raise ValueError("a row index does not fit the u32 index of this file version")
+    out = np.empty(len(table), _dense_rows_dtype(table.k, index))
     out["i"] = table.index
     out["v"] = table.values
     w.array(out)
@@ -169,8 +186,8 @@ def vwmerge_save_load(reduction: StackEntry, io: SectionIO, state: Any) -> Any:
             cols = rank_columns(model.options)
             if len(cols) == 1:
                 raise ModelFormatError("--rank needs a positive rank", source=model.source)
-        return RowsState(read_dense_rows(io.r, model.bits, cols, name), dense=True)
-    write_dense_rows(io.w, state.table)
+        return RowsState(read_dense_rows(io.r, model.bits, cols, name, _dense_index(name, model.version)), dense=True)
+    write_dense_rows(io.w, state.table, _dense_index(name, model.version))
     return None
 
 

@@ -63,6 +63,10 @@ def gd_columns(options: Options, resume: bool) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------------------------
+#: Files before this version (VERSION_SAVE_RESUME_FIX) lack three online-state fields.
+RESUME_FIX_SINCE = (7, 10, 1)
+
+
 # Online state (VW's shared_data plus gd's per-model states), as saved under save_resume.
 @attrs.frozen
 class OnlineState:
@@ -86,20 +90,24 @@ class OnlineState:
     l2_state: float | None
 
     @classmethod
-    def read(cls, r: Any, n: int, with_l1l2: bool) -> OnlineState:
+    def read(cls, r: Any, n: int, with_l1l2: bool, with_resume_fix: bool = True) -> OnlineState:
+        """``with_resume_fix`` False (files before 7.10.1): no total_weight, old weighted examples
+        or current pass in the file; VW then starts them at 0, and so does this state."""
         initial_t = r.f32("initial_t")
         nsnx = tuple(r.f64("normalized_sum_norm_x") for _ in range(n))
         t, sl, sld = r.f64("t"), r.f64("sum_loss"), r.f64("sum_loss_since_last_dump")
         dump, mn, mx = r.f32("dump_interval"), r.f32("min_label"), r.f32("max_label")
         wle, wl, wue = r.f64("wle"), r.f64("weighted_labels"), r.f64("weighted_unlabeled")
         en, tf = r.u64("example_number"), r.u64("total_features")
-        tw = tuple(r.f64("total_weight") for _ in range(n))
-        old, cp = r.f64("old_weighted_labeled_examples"), r.u64("current_pass")
+        tw, old, cp = (0.0,) * n, 0.0, 0
+        if with_resume_fix:
+            tw = tuple(r.f64("total_weight") for _ in range(n))
+            old, cp = r.f64("old_weighted_labeled_examples"), r.u64("current_pass")
         l1 = r.f64("l1_state") if with_l1l2 else None
         l2 = r.f64("l2_state") if with_l1l2 else None
         return cls(initial_t, nsnx, t, sl, sld, dump, mn, mx, wle, wl, wue, en, tf, tw, old, cp, l1, l2)
 
-    def write(self, w: Any) -> None:
+    def write(self, w: Any, with_resume_fix: bool = True) -> None:
         w.f32(self.initial_t)
         for v in self.normalized_sum_norm_x:
             w.f64(v)
@@ -114,10 +122,11 @@ class OnlineState:
         w.f64(self.weighted_unlabeled_examples)
         w.u64(self.example_number)
         w.u64(self.total_features)
-        for v in self.total_weight:
-            w.f64(v)
-        w.f64(self.old_weighted_labeled_examples)
-        w.u64(self.current_pass)
+        if with_resume_fix:
+            for v in self.total_weight:
+                w.f64(v)
+            w.f64(self.old_weighted_labeled_examples)
+            w.u64(self.current_pass)
         if self.l1_state is not None:
             w.f64(self.l1_state)
             w.f64(self.l2_state if self.l2_state is not None else 1.0)
@@ -161,7 +170,9 @@ def read_gd_like(io: SectionIO, reduction: StackEntry, columns_for: Any) -> GdSt
     resume = r.boolean("resume flag")
     online = None
     if resume:
-        online = OnlineState.read(r, per_model_count(reduction, model.options), model.version >= (9, 0, 0))
+        online = OnlineState.read(
+            r, per_model_count(reduction, model.options), model.version >= (9, 0, 0), model.version >= RESUME_FIX_SINCE
+        )
     cols = columns_for(model.options, resume)
     if not io.load_weights:
         return GdState(resume, online, WeightTable.skip(r, model.bits, cols))
@@ -180,7 +191,7 @@ def write_gd_like(io: SectionIO, state: GdState) -> None:
     w.boolean(state.resume)
     if state.resume:
         assert state.online is not None
-        state.online.write(w)
+        state.online.write(w, io.model.version >= RESUME_FIX_SINCE)
     state.table.write(w)
 
 

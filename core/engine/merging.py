@@ -20,9 +20,9 @@ from ..contract.context import MergeContext, ModelWeights
 from ..contract.registry import Registry
 from ..contract.stack import ModelInfo, StackEntry
 from ..errors import IncompatibleModelsError, MergeError, PluginError
-from ..format.header import Header
+from ..format.header import Header, reader_epoch
 from ..format.options import Options
-from ..model.workspace import Workspace
+from ..model.workspace import Workspace, implied_options
 from .partial import merge_in_memory, supports_partial
 
 log = structlog.get_logger("vwmerge")
@@ -32,6 +32,15 @@ def _check_compatible(first: Workspace, other: Workspace) -> None:
     def bad(what: str) -> IncompatibleModelsError:
         return IncompatibleModelsError(f"cannot be merged with {first.source}: {what}", source=other.source)
 
+    v1, v2 = first.header.version, other.header.version
+    e1, e2 = reader_epoch(v1), reader_epoch(v2)
+    if e1 != e2:
+        old, new = sorted((e1, e2))
+        raise bad(
+            f"written by VW {other.header.version_text} here and {first.header.version_text} there, versions "
+            f"VW reads differently (its reading changes at {_version_text(new[0])}); the output could keep "
+            "only one layout, so re-save the older model with a current VW first"
+        )
     if other.header.bits != first.header.bits:
         raise bad(f"bits differ ({other.header.bits} here, {first.header.bits} there)")
     if other.options.configuration() != first.options.configuration():
@@ -40,6 +49,8 @@ def _check_compatible(first: Workspace, other: Workspace) -> None:
         raise bad(f"lda topics differ ({other.header.lda} vs {first.header.lda})")
     if (other.header.ngrams, other.header.skips) != (first.header.ngrams, first.header.skips):
         raise bad("--ngram/--skips differ")
+    if other.header.layout_fields() != first.header.layout_fields():
+        raise bad("the header's pairs/triples/interactions/rank differ")
     if [e.name for e in other.stack] != [e.name for e in first.stack]:
         raise bad(
             "reduction stacks differ ("
@@ -50,6 +61,10 @@ def _check_compatible(first: Workspace, other: Workspace) -> None:
         )
     if [e.width for e in other.stack] != [e.width for e in first.stack]:
         raise bad("reduction widths differ")
+
+
+def _version_text(version: tuple[int, int, int]) -> str:
+    return ".".join(map(str, version))
 
 
 def _vw_count_weights(counts: Sequence[float]) -> np.ndarray:
@@ -184,7 +199,7 @@ def prepare_merge(
     options = first.options.deduplicated() if first.options.has_duplicates() else first.options
     header = _output_header(models, base, options)
     stack = first.stack
-    out_info = ModelInfo(header, Options.parse(header.options_text), stack, "<merged>")
+    out_info = ModelInfo(header, implied_options(header, Options.parse(header.options_text)), stack, "<merged>")
 
     # Base mode: turn every additive state into a delta first (the weights come from deltas).
     additive = tuple(

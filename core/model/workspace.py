@@ -90,6 +90,30 @@ class Workspace:
         return out
 
 
+#: From this version on VW maps --cb/--cb_explore/--cbify onto cb_adf; for older files it
+#: inserts --cb_force_legacy (VERSION_FILE_WITH_CB_TO_CBADF, cb_to_cb_adf.cc).
+CB_TO_CBADF_SINCE = (8, 11, 0)
+
+
+def implied_options(header: Header, options: Options) -> Options:
+    """``options`` plus what VW 9.11.9 adds when it loads a file of ``header``'s version.
+
+    Up to 7.8.0 a non-zero header rank becomes ``--rank``; before 8.11.0 ``--cb``,
+    ``--cb_explore`` and ``--cbify`` keep the legacy (non-adf) learners (``--cb_force_legacy``).
+    These only steer the derived stack; they are never written to the file.
+    """
+    extra: list[tuple[str, str | None]] = []
+    if header.rank and "rank" not in options:
+        extra.append(("rank", str(header.rank)))
+    if (
+        header.version < CB_TO_CBADF_SINCE
+        and options.has_any("cb", "cb_explore", "cbify")
+        and not options.has_any("eval", "cb_force_legacy")
+    ):
+        extra.append(("cb_force_legacy", None))
+    return Options(options.items + tuple(extra)) if extra else options
+
+
 def load(
     source: Source,
     *,
@@ -111,7 +135,7 @@ def load(
     buf, label = files.open_source(source, name)
     r = Reader(buf, label)
     header = Header.read(r)
-    options = Options.parse(header.options_text)
+    options = implied_options(header, Options.parse(header.options_text))
     if vw_options:
         extra = vw_options if isinstance(vw_options, Options) else Options.parse(vw_options)
         options = Options(options.items + tuple(i for i in extra.items if i not in options.items))
