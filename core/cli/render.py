@@ -149,6 +149,11 @@ def render_inspect(doc: Mapping[str, Any]) -> str:
     ]
     if h["lda"]:
         header.insert(4, ("lda", str(h["lda"])))
+    old = [f"{k} {' '.join(h[k]) or '-'}" for k in ("pairs", "triples", "interactions") if k in h]
+    if "rank" in h:
+        old.append(f"rank {h['rank']}")
+    if old:
+        header.insert(4, ("old header", ", ".join(old)))
     if h["ngrams"] or h["skips"]:
         header.insert(4, ("ngram/skips", f"{' '.join(h['ngrams']) or '-'} / {' '.join(h['skips']) or '-'}"))
     lines = [f"{doc['file']}  ({fmt_bytes(int(doc['size']))})", "", "header", *key_values(header), ""]

@@ -23,6 +23,7 @@ import structlog
 from ..contract.context import ModelWeights
 from ..contract.registry import Registry, default_registry
 from ..errors import MergeError, VWMergeError
+from ..format.header import Header
 from ..model import files
 from ..model.inputs import expand_inputs, expand_one, shown
 from ..model.workspace import Workspace, load, scan
@@ -361,11 +362,25 @@ def _decode3(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
+def _old_fields(h: Header) -> dict[str, Any]:
+    """The header fields only files before 8.0.3 have (present keys only)."""
+    out: dict[str, Any] = {}
+    if h.pairs is not None:
+        out["pairs"] = [_decode3(p) for p in h.pairs]
+    if h.triples is not None:
+        out["triples"] = [_decode3(t) for t in h.triples]
+    if h.interactions is not None:
+        out["interactions"] = [i.decode("utf-8", "replace") for i in h.interactions]
+    if h.rank is not None:
+        out["rank"] = h.rank
+    return out
+
+
 def inspect_model(path: str, *, vw_options: str | None = None, registry: Registry | None = None) -> dict[str, Any]:
     """One JSON-able document describing a model file: header, stack with states, weights."""
     ws = load(path, vw_options=vw_options, registry=registry)
     h = ws.header
-    has_checksum = h.version >= (8, 0, 1)
+    has_checksum = h.has_checksum
     stack = ws.describe()
     weights = None
     counters = None
@@ -390,6 +405,7 @@ def inspect_model(path: str, *, vw_options: str | None = None, registry: Registr
             "ngrams": [_decode3(g) for g in h.ngrams],
             "skips": [_decode3(s) for s in h.skips],
             "options": h.options_text.strip(),
+            **_old_fields(h),
             "checksum": {
                 "present": has_checksum,
                 "ok": True if has_checksum else None,
