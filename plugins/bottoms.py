@@ -75,9 +75,7 @@ def _dense_index(name: str, version: tuple[int, int, int]) -> str:
     return "<u4" if name == "lda" and version < LDA_U64_INDEX_SINCE else "<u8"
 
 
-def read_dense_rows(
-    r: Reader, bits: int, columns: tuple[str, ...], what: str, index: str = "<u8"
-) -> WeightTable:
+def read_dense_rows(r: Reader, bits: int, columns: tuple[str, ...], what: str, index: str = "<u8") -> WeightTable:
     """``u64 index, k × f32`` rows to EOF (lda, rank), with the same checks as gd's rows.
 
     ``index`` ``"<u4"``: the u32 row index of lda in files before 8.0.3."""

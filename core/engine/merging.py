@@ -20,7 +20,7 @@ from ..contract.context import MergeContext, ModelWeights
 from ..contract.registry import Registry
 from ..contract.stack import ModelInfo, StackEntry
 from ..errors import IncompatibleModelsError, MergeError, PluginError
-from ..format.header import Header, reader_epoch
+from ..format.header import READER_CHANGES, Header
 from ..format.options import Options
 from ..model.workspace import Workspace, implied_options
 from .partial import merge_in_memory, supports_partial
@@ -32,14 +32,14 @@ def _check_compatible(first: Workspace, other: Workspace) -> None:
     def bad(what: str) -> IncompatibleModelsError:
         return IncompatibleModelsError(f"cannot be merged with {first.source}: {what}", source=other.source)
 
-    v1, v2 = first.header.version, other.header.version
-    e1, e2 = reader_epoch(v1), reader_epoch(v2)
-    if e1 != e2:
-        old, new = sorted((e1, e2))
+    older, newer = sorted((first.header.version, other.header.version))
+    changes = [c for c in READER_CHANGES if older < c <= newer]
+    if changes:
+        at = ", ".join(_version_text(c) for c in changes[:3]) + (", ..." if len(changes) > 3 else "")
         raise bad(
-            f"written by VW {other.header.version_text} here and {first.header.version_text} there, versions "
-            f"VW reads differently (its reading changes at {_version_text(new[0])}); the output could keep "
-            "only one layout, so re-save the older model with a current VW first"
+            f"written by VW {other.header.version_text} here and {first.header.version_text} there, which "
+            f"VW reads differently (its reading changes at {at}) and a merged file has one layout; "
+            "re-save both with the same VW first (vw -i MODEL -f NEW)"
         )
     if other.header.bits != first.header.bits:
         raise bad(f"bits differ ({other.header.bits} here, {first.header.bits} there)")

@@ -232,7 +232,7 @@ class Header:
         if version < MIN_SUPPORTED:
             raise r.fail(
                 f"model version {vtext} is not supported: VW 9.11.9 refuses files older than 7.6.0 "
-                "(\"Model has possibly incompatible version!\") and so does vwmerge"
+                '("Model has possibly incompatible version!") and so does vwmerge'
             )
         if version >= (10, 0, 0):
             raise r.fail(f"model version {vtext} is newer than the 9.x format vwmerge understands")
@@ -277,14 +277,12 @@ class Header:
             if ck_len != 4:
                 raise r.fail(f"corrupt header: checksum length {ck_len}, expected 4")
             stored = r.u32("checksum")
-            if version < CHAINED_CHECKSUM_SINCE:
-                computed = murmur3_32(bytes(r.buf[start:end]), 0)
-            else:
-                computed = header.checksum()
+            # 8.0.1: VW hashes its read buffer, i.e. the file's bytes up to the checksum.
+            unchained = version < CHAINED_CHECKSUM_SINCE
+            computed = murmur3_32(bytes(r.buf[start:end]), 0) if unchained else header.checksum()
             if stored != computed:
                 raise r.fail(
-                    f"bad header checksum: stored {stored}, computed {computed} "
-                    "(the file is corrupted or was edited)"
+                    f"bad header checksum: stored {stored}, computed {computed} (the file is corrupted or was edited)"
                 )
         return header
 
