@@ -161,3 +161,11 @@ def lda_u32_body(topics: int) -> Callable[[Version, bytes], bytes]:
 def without_cb_adf_counters(version: Version, body: bytes) -> bytes:
     """cb_adf's section (u64 event_sum, u64 action_sum; it is the first) exists from 8.3.2."""
     return body[16:] if version < (8, 3, 2) else body
+
+
+def with_version(data: bytes, version: Version) -> bytes:
+    """A 9.x file relabelled as ``version`` >= 8.0.3 (same header layout; the chained checksum
+    does not cover the version string). The caller fixes the sections."""
+    assert version >= (8, 0, 3)
+    n = int(struct.unpack_from("<I", data, 0)[0])
+    return lp(".".join(map(str, version)).encode() + b"\0") + data[4 + n :]

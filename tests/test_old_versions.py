@@ -55,7 +55,7 @@ class Case:
 CASES = {
     "gd": Case("", ALL_VERSIONS),
     "gd-predict-only": Case("--predict_only_model", SOME_VERSIONS),
-    "gd-quadratic": Case("-q ab", ALL_VERSIONS),
+    "gd-quadratic": Case("-q ab", [(7, 8, 0), (7, 10, 1), (7, 10, 2), (7, 10, 3)]),
     "oaa": Case("--oaa 3", SOME_VERSIONS),
     "cb-legacy": Case("--cb 3 --cb_force_legacy", SOME_VERSIONS, implied=" --cb_force_legacy"),
     "cb_adf": Case("--cb_adf", SOME_VERSIONS, body=lambda v, b: resume(v, of.without_cb_adf_counters(v, b))),
@@ -197,6 +197,33 @@ def test_round_trip_and_merges(fx: Fixtures, name: str, version: Version, tmp_pa
     assert version_of(out_old) == vtext(version)
     assert fx.predictions(name, out_old) == fx.predictions(name, fx.modern_merge(name))
     assert vwmerge.load(out_old).to_bytes() == out_old.read_bytes()
+
+
+def test_cb_before_8_11_0_is_the_legacy_learner(fx: Fixtures, tmp_path: Path) -> None:
+    """VW 9.11.9 adds --cb_force_legacy to --cb files before 8.11.0, also 8.0.3 <= version."""
+    modern = fx.modern("cb-legacy", 0).read_bytes()
+    m = of.split_modern(modern)
+    relabelled = of.with_version(modern, (8, 10, 0))
+    cut = len(relabelled) - len(m.body)
+    header = of.split_modern(relabelled)  # same layout
+    assert header.options == m.options and " --cb_force_legacy" in m.options
+    # Drop the option from the header (re-encoded field by field: the checksum covers it).
+    opt = m.options.replace(" --cb_force_legacy", "").encode() + b"\0"
+    old_opt = m.options.encode() + b"\0"
+    head = relabelled[:cut].replace(of.lp(old_opt), of.lp(opt))
+    calls = [of.u32(1), b"\0", b"m", m.labels[:4], m.labels[4:], of.u32(m.bits), of.u32(m.lda), of.u32(0), of.u32(0)]
+    calls += [of.u32(len(opt)), opt]
+    checksum = 0
+    for call in calls:
+        checksum = of.murmur3(call, checksum)
+    head = head[:-4] + of.u32(checksum)
+    path = tmp_path / "cb.v8.10.0.model"
+    path.write_bytes(head + resume((8, 10, 0), m.body))
+    assert fx.predictions("cb-legacy", path) == fx.predictions("cb-legacy", fx.modern("cb-legacy", 0))
+    ws = vwmerge.load(path)
+    assert [e.name for e in ws.stack] == [e.name for e in vwmerge.load(fx.modern("cb-legacy", 0)).stack]
+    assert "cb_force_legacy" not in ws.header.options_text
+    assert ws.to_bytes() == path.read_bytes()
 
 
 def test_inspect_shows_the_old_header(fx: Fixtures) -> None:
