@@ -12,7 +12,8 @@ large_action_space). The others write one small record (docs/reductions.md):
 * synthcover: the running min and max of logged costs (2 × f32): min of mins, max of maxes.
 
 Files older than the version that introduced a record do not contain it; the state is then
-``None`` and nothing is written back (the merged file keeps the first input's version).
+``None`` and nothing is written back (the merged file keeps the first input's version, and a
+merge only takes files VW reads alike, so all inputs have the record or none has).
 """
 
 from __future__ import annotations

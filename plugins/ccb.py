@@ -8,7 +8,8 @@ vwmerge takes the logical **OR** of the inputs (and of the base in base mode).
 
 VW reads the flag only from files of version 8.9.0 on (and only when the file's options contain
 ``ccb_explore_adf``, which a ccb or slates model always does); it always writes it. vwmerge keeps
-the first input's version in the merged header, so older files round-trip without the byte.
+the first input's version in the merged header, so older files round-trip without the byte (a
+merge only takes files VW reads alike: all inputs have the byte or none has).
 ``slates`` and ``cb_sample`` write nothing.
 """
 

@@ -169,3 +169,25 @@ def with_version(data: bytes, version: Version) -> bytes:
     assert version >= (8, 0, 3)
     n = int(struct.unpack_from("<I", data, 0)[0])
     return lp(".".join(map(str, version)).encode() + b"\0") + data[4 + n :]
+
+
+def drop(start: int, size: int, since: Version) -> Callable[[Version, bytes], bytes]:
+    """A record of ``size`` bytes at ``start`` of the sections that files before ``since`` lack
+    (cb_explore's and cover's u64 counter before 8.9.0, squarecb's before 8.11.0, the ccb flag
+    before 8.9.0, cb_adf's 16 bytes of counters before 8.3.2)."""
+
+    def cut(version: Version, body: bytes) -> bytes:
+        return body if version >= since else body[:start] + body[start + size :]
+
+    return cut
+
+
+def zero(start: int, size: int) -> Callable[[bytes], bytes]:
+    """The 9.x file with a record zeroed: the state VW 9.11.9 has when an old file lacks it."""
+
+    def clear(modern: bytes) -> bytes:
+        body = split_modern(modern).body
+        at = len(modern) - len(body) + start
+        return modern[:at] + bytes(size) + modern[at + size :]
+
+    return clear
