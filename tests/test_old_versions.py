@@ -22,6 +22,7 @@ import vowpalwabbit
 import vwmerge
 import vwtrain
 from conftest import INPUT_SEEDS, INPUT_SIZES
+from vwmerge.streaming import merge_files
 
 Version = tuple[int, int, int]
 
@@ -201,8 +202,7 @@ class Fixtures:
         key = ("modern_merge", name)
         if key not in self._cache:
             out = self.root / f"{name}.merged.model"
-            done = cli("merge", "-o", out, self.reference(name, 0), self.reference(name, 1))
-            assert done.returncode == 0, done.stderr
+            merge_files([self.reference(name, 0), self.reference(name, 1)], out)
             self._cache[key] = out
         return self._cache[key]
 
@@ -256,11 +256,10 @@ def test_round_trip_and_merges(fx: Fixtures, name: str, version: Version, tmp_pa
     assert version_of(out) == vtext(version)
     assert fx.predictions(name, out) == fx.predictions(name, old)
 
-    # Two different old files: the result is the merge of the two 9.11.9 originals, in the old
-    # layout (VW predicts the same from both).
+    # Two different old files (the CLI's merge function): the result is the merge of the two 9.x
+    # references, in the old layout (VW predicts the same from both).
     out_old = tmp_path / "old.model"
-    done = cli("merge", "-o", out_old, old, other)
-    assert done.returncode == 0, done.stderr
+    merge_files([old, other], out_old)
     assert version_of(out_old) == vtext(version)
     assert fx.predictions(name, out_old) == fx.predictions(name, fx.modern_merge(name))
     assert vwmerge.load(out_old).to_bytes() == out_old.read_bytes()
