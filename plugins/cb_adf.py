@@ -46,7 +46,7 @@ def vwmerge_reductions() -> list[ReductionSpec]:
             name="cb_adf",
             rank=rank_of("cb_adf"),
             triggers=("cb_adf",),
-            options=("cb_type", "clip_p", "no_predict", "large_action_space", "cb_force_legacy"),
+            options=("cb_type", "clip_p", "no_predict", "large_action_space", "cb_force_legacy", "rank_all"),
             section=True,
             width=_width,
             description="contextual bandit with action-dependent features (MTR counters)",

@@ -86,7 +86,11 @@ CASES = {
     "gd-quadratic": Case("-q ab", [(7, 8, 0), (7, 10, 1), (7, 10, 2), (7, 10, 3)]),
     "oaa": Case("--oaa 3", SOME_VERSIONS),
     "cb-legacy": Case("--cb 3 --cb_force_legacy", SOME_VERSIONS, implied=" --cb_force_legacy"),
-    "cb_adf": Case("--cb_adf", SOME_VERSIONS, body=lambda v, b: resume(v, of.without_cb_adf_counters(v, b))),
+    "cb_adf": Case(
+        "--cb_adf --cb_type ips --rank_all",
+        SOME_VERSIONS,
+        body=lambda v, b: resume(v, of.without_cb_adf_counters(v, b)),
+    ),
     # legacy cb_explore: u64 counter (8.9.0 on), then gd
     "cb_explore-legacy": Case(
         "--cb_explore 3 --cb_force_legacy",
@@ -371,11 +375,10 @@ def test_older_than_7_6_0_is_refused_like_vw(fx: Fixtures, tmp_path: Path) -> No
     assert str(path) in done.stderr and "7.5.9" in done.stderr and "7.6.0" in done.stderr
 
 
-@pytest.mark.parametrize("variant", ["wrong", "as-8.0.1-wrote-it"])
+@pytest.mark.parametrize("variant", ["wrong", "chained"])
 def test_8_0_1_checksum_is_checked_like_vw(fx: Fixtures, tmp_path: Path, variant: str) -> None:
-    """VW 9.11.9 checks an 8.0.1 checksum as one hash of the header bytes. VW 8.0.1 itself
-    chained the hash over each write, version included (parse_regressor.cc at 8.0.1): VW 9.11.9
-    refuses such a file, and so does vwmerge."""
+    """VW 9.11.9 checks an 8.0.1 checksum as one hash of the header bytes: a wrong one, or one
+    chained over each field (the rule of later versions), is refused by VW and vwmerge alike."""
     good = fx.old("gd", (8, 0, 1)).read_bytes()
     m = of.split_modern(fx.modern("gd", 0).read_bytes())
     head = of.old_header((8, 0, 1), m, m.options)[:-8]
