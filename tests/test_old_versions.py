@@ -316,6 +316,8 @@ def test_vw_does_not_use_header_pairs(fx: Fixtures, tmp_path: Path) -> None:
     assert fx.predictions("gd-quadratic", with_pair) == fx.predictions("gd-quadratic", without)
     assert fx.predictions("gd-quadratic", with_pair) != fx.predictions("gd-quadratic", fx.modern("gd-quadratic", 0))
     assert vwmerge.load(with_pair).header.pairs == (b"ab",)
+    done = cli("merge", "-o", tmp_path / "out.model", with_pair, without)
+    assert done.returncode == 1 and "the header's pairs differ ([] here, [ab] there)" in done.stderr
 
 
 # --- mixed versions -------------------------------------------------------------------------------
@@ -348,6 +350,17 @@ def test_versions_read_alike_merge_and_keep_the_first_version(fx: Fixtures, tmp_
     assert cli("merge", "-o", same, a, fx.old("gd", (7, 10, 3), 1)).returncode == 0
     assert version_of(out) == "7.10.3"
     assert out.read_bytes() == same.read_bytes()
+
+
+@pytest.mark.parametrize("version", [(7, 6, 0), (8, 0, 1)], ids=vtext)
+def test_base_mode_on_old_files(fx: Fixtures, version: Version, tmp_path: Path) -> None:
+    """--base with old files: the same merge as of the 9.x originals, in the old layout."""
+    old, modern = tmp_path / "old.model", tmp_path / "modern.model"
+    merge_files([fx.old("gd", version, 1), fx.old("gd", version, 2)], old, base=fx.old("gd", version, 0))
+    merge_files([fx.modern("gd", 1), fx.modern("gd", 2)], modern, base=fx.modern("gd", 0))
+    assert version_of(old) == vtext(version)
+    assert fx.predictions("gd", old) == fx.predictions("gd", modern)
+    assert vwmerge.load(old).to_bytes() == old.read_bytes()
 
 
 def test_base_of_another_layout_is_refused(fx: Fixtures, tmp_path: Path) -> None:

@@ -49,8 +49,9 @@ def _check_compatible(first: Workspace, other: Workspace) -> None:
         raise bad(f"lda topics differ ({other.header.lda} vs {first.header.lda})")
     if (other.header.ngrams, other.header.skips) != (first.header.ngrams, first.header.skips):
         raise bad("--ngram/--skips differ")
-    if other.header.layout_fields() != first.header.layout_fields():
-        raise bad("the header's pairs/triples/interactions/rank differ")
+    mine, theirs = other.header.layout_fields(), first.header.layout_fields()
+    for field in (f for f in mine if mine[f] != theirs[f]):
+        raise bad(f"the header's {field} differ ({_field_text(mine[field])} here, {_field_text(theirs[field])} there)")
     if [e.name for e in other.stack] != [e.name for e in first.stack]:
         raise bad(
             "reduction stacks differ ("
@@ -61,6 +62,12 @@ def _check_compatible(first: Workspace, other: Workspace) -> None:
         )
     if [e.width for e in other.stack] != [e.width for e in first.stack]:
         raise bad("reduction widths differ")
+
+
+def _field_text(value: object) -> str:
+    if isinstance(value, tuple):
+        return "[" + " ".join(v.decode("latin-1") if isinstance(v, bytes) else str(v) for v in value) + "]"
+    return str(value)
 
 
 def _version_text(version: tuple[int, int, int]) -> str:
