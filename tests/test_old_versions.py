@@ -1,7 +1,7 @@
 """Files of VW 7.6.0–8.0.2, which VW 9.11.9 still loads: read, written back byte for byte, merged.
 
 VW 9.11.9 cannot write these versions, so every fixture is a real VW 9.11.9 model re-encoded in
-the old layout by tests/oldformat.py (written from docs/format.md, independent of vwmerge).
+the old layout by tests/helpers/oldformat.py (written from docs/format.md, independent of vwmerge).
 VW 9.11.9 loading a fixture and predicting exactly like the original model is what shows the
 fixture (and the documented layout) right; vwmerge is then checked against it.
 """
@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import oldformat as of
 import pytest
 import vowpalwabbit
 import vwmerge
-import vwtrain
-from conftest import INPUT_SEEDS, INPUT_SIZES
-from vwmerge.streaming import merge_files
+from helpers import oldformat as of
+from helpers import vwtrain
+from helpers.models import INPUT_SEEDS, INPUT_SIZES
+from vwmerge.engine.streaming import merge_files
 
 Version = tuple[int, int, int]
 

@@ -37,7 +37,7 @@ from ..errors import MergeError, VWMergeError
 from ..format.header import Header
 from ..format.options import Options
 from ..model import files
-from ..model.workspace import Workspace, load
+from ..model.workspace import Workspace, implied_options, load
 from .partial import combine, finalize, fold, run_passes
 from .progress import Advance, Progress
 from .rowsums import share_large_arrays
@@ -87,7 +87,10 @@ class StreamPlan:
                 stacks[m.options] = registry.derive_stack(m.options, m.source)
         models = tuple(ModelInfo(m.header, m.options, stacks[m.options], m.source) for m in self.inputs)
         output = ModelInfo(
-            self.output_header, Options.parse(self.output_header.options_text), models[0].stack, "<merged>"
+            self.output_header,
+            implied_options(self.output_header, Options.parse(self.output_header.options_text)),
+            models[0].stack,
+            "<merged>",
         )
         base = self.base.info(registry) if self.base is not None else None
         return PartialContext(
