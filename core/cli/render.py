@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..contract.registry import PluginInfo
-from ..engine.pipeline import MergePlan
+from ..engine.pipeline import DryRun
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,16 +192,25 @@ def render_inspect(doc: Mapping[str, Any]) -> str:
 
 # --------------------------------------------------------------------------------------------
 # merge --dry-run / check
-def render_plan(plan: MergePlan) -> str:
-    req = plan.request
+def _outcome_text(outcome: Mapping[str, Any] | None, action: str) -> str | None:
+    """The rehearsal's outcome, when it says more than the planned action."""
+    if not outcome or outcome.get("result") in ("merged", "merged deltas", "none") or action == "keep":
+        return None
+    return f"{outcome['result']} {outcome.get('kept_from')}: {outcome.get('why')}"
+
+
+def render_plan(run: DryRun) -> str:
+    doc = run.to_dict()
+    req = run.request
     lines = ["merge plan (dry run: headers and reduction sections read, no weight rows)", ""]
     lines += key_values(
         [
             ("output", req.output or "(none given)"),
             ("base", req.base or "(none)"),
-            ("weighting", plan.weighting or "(not decided: see the error)"),
+            ("weighting", run.plan.weighting or "(not decided: see the error)"),
         ]
     )
+    plan = run.plan
     if plan.models:
         lines += ["", "models"]
         rows = [["#", "model", "VW", "bits", "examples", "weight"]]
@@ -212,25 +221,28 @@ def render_plan(plan: MergePlan) -> str:
             b = plan.base
             rows.append(["base", b.path, b.version, str(b.bits), "-", "-"])
         lines += table(rows, right=[3, 4, 5])
-    if plan.stack:
+    if doc["stack"]:
         lines += ["", "stack, top to bottom"]
         rows = [["reduction", "plugin", "distribution", "action", "why"]]
-        for r in plan.stack:
-            name = r.reduction + (" (base learner)" if r.bottom else "")
-            rows.append([name, r.plugin, dist_text(r.distribution, r.version), r.action, r.note])
+        for r in doc["stack"]:
+            name = r["reduction"] + (" (base learner)" if r["bottom"] else "")
+            rows.append([name, r["plugin"], dist_text(r["distribution"], r["version"]), r["action"], r["why"]])
+            outcome = _outcome_text(r.get("outcome"), r["action"])
+            if outcome:
+                rows.append(["", "", "", "", f"rehearsal: {outcome}"])
         lines += table(rows)
-    if plan.warnings:
+    if doc["warnings"]:
         lines += ["", "warnings"]
-        for w in plan.warnings:
+        for w in doc["warnings"]:
             extra = " ".join(f"{k}={v}" for k, v in w.items() if k not in ("event", "level"))
             lines.append(f"  - {w.get('event')}" + (f" ({extra})" if extra else ""))
     lines.append("")
-    if plan.ok:
+    if run.ok:
         verdict = "OK: the merge would succeed"
         if req.output:
             verdict += f" and write {req.output}"
     else:
-        verdict = f"ERROR: {plan.error}"
+        verdict = f"ERROR: {run.error}"
     lines.append(f"result: {verdict}")
     return "\n".join(lines)
 

@@ -40,13 +40,18 @@ class MergeContext:
     output: ModelInfo
     weights: ModelWeights
     registry: Registry = attrs.field(repr=False)
+    #: The warnings given through :meth:`warn` in this process, in order, for the merge's report
+    #: (shared by the contexts derived from this one; the core reads them, never the log).
+    warnings: list[dict[str, Any]] = attrs.field(factory=list, repr=False)
 
     @property
     def sources(self) -> list[str]:
         return [m.source for m in self.models]
 
     def warn(self, reduction: StackEntry | str, message: str, **kw: Any) -> None:
+        """Log a warning about ``reduction`` (stderr) and record it for the merge's report."""
         name = reduction if isinstance(reduction, str) else reduction.name
+        self.warnings.append({"event": message, "reduction": name, **kw})
         log.warning(message, reduction=name, **kw)
 
 

@@ -9,26 +9,22 @@ those into one line.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import re
-from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
-import structlog
 
-from ..contract.context import ModelWeights
 from ..contract.registry import Registry, default_registry
 from ..errors import MergeError, VWMergeError
 from ..format.header import Header
 from ..model import files
 from ..model.inputs import expand_inputs, expand_one, shown
 from ..model.workspace import Workspace, load, scan
-from .merging import finish_merge, prepare_merge
-from .partial import supports_partial
+from .merging import execute, log_warnings, prepare
+from .plan import MergePlan, Outcome, unfinished_plan
 from .report import MergeReport
 from .streaming import merge_files
 
@@ -180,38 +176,17 @@ def run_merge(request: MergeRequest, *, registry: Registry | None = None) -> Mer
 
 # --------------------------------------------------------------------------------------------
 # A dry run: the plan of a merge, from headers and reduction sections only.
-@attrs.frozen
-class ModelPlan:
-    path: str
-    size: int
-    version: str
-    bits: int
-    examples: float | None = None  #: what the model records (its base learner's example count)
-    weight: float | None = None  #: the weight the merge gives it
-
-
-@attrs.frozen
-class ReductionPlan:
-    """What the merge will do with one reduction: merge, merge deltas, keep (warns), none, error."""
-
-    reduction: str
-    plugin: str
-    distribution: str
-    version: str
-    section: bool
-    bottom: bool
-    action: str
-    note: str
-
-
 @attrs.frozen(eq=False)
-class MergePlan:
+class DryRun:
+    """The plan of a merge, and its rehearsal on the models without their weight rows.
+
+    ``outcomes`` are what executing the plan did in the rehearsal (a plugin that declines shows
+    there); ``error`` is the plan's, or the first error the rehearsal met.
+    """
+
     request: MergeRequest
-    models: tuple[ModelPlan, ...]
-    base: ModelPlan | None
-    stack: tuple[ReductionPlan, ...]
-    weighting: str | None
-    warnings: tuple[dict[str, Any], ...]
+    plan: MergePlan
+    outcomes: tuple[Outcome, ...]
     error: VWMergeError | None
 
     @property
@@ -219,142 +194,46 @@ class MergePlan:
         return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "error": str(self.error) if self.error else None,
-            "output": self.request.output,
-            "normalize": self.request.normalize,
-            "weighting": self.weighting,
-            "models": [attrs.asdict(m) for m in self.models],
-            "base": attrs.asdict(self.base) if self.base else None,
-            "stack": [attrs.asdict(r) for r in self.stack],
-            "warnings": list(self.warnings),
-        }
+        doc = self.plan.to_dict(self.outcomes)
+        doc.update(ok=self.ok, error=str(self.error) if self.error else None, output=self.request.output)
+        return doc
 
 
-def _model_plan(ws: Workspace, path: str) -> ModelPlan:
-    count = ws.registry.call("vwmerge_example_count", ws.bottom, state=ws.states[-1])
-    return ModelPlan(path, files.size(path), ws.header.version_text, ws.header.bits, count)
+def plan_merge(request: MergeRequest, *, registry: Registry | None = None) -> DryRun:
+    """Everything a merge would do and decide, reading no weight rows.
 
-
-def _weighting_text(mw: ModelWeights, request: MergeRequest) -> str:
-    if mw.explicit:
-        text = "explicit (--weights), " + ("normalized to sum 1" if request.normalize else "used as given")
-    elif mw.equal_fallback:
-        text = "equal (a model records no example count, or the counts sum to zero)"
-    else:
-        text = (
-            "example counts, VW's rule (a base learner that stores per-parameter adaptive sums, "
-            "like gd by default, weights each parameter by them instead)"
-        )
-    return text + ("; applied to each model's difference from the base" if request.base else "")
-
-
-def _stack_plan(
-    reg: Registry, first: Workspace, request: MergeRequest, declined: set[str]
-) -> tuple[ReductionPlan, ...]:
-    out = []
-    kept_from = "the base model's" if request.base else "the first model's"
-    for entry in first.stack:
-        dist, version = reg.distribution(entry.plugin)
-        has_merge = reg.implements("vwmerge_merge", entry) or (entry.bottom and supports_partial(reg, entry))
-        additive = reg.implements("vwmerge_subtract", entry) and reg.implements("vwmerge_add", entry)
-        if not entry.section:
-            action, note = "none", "writes no section to the file; nothing to merge"
-        elif entry.bottom and not has_merge:
-            action, note = "error", f"base learner without merge hooks (plugin '{entry.plugin}'): weights cannot merge"
-        elif not has_merge:
-            action, note = "keep", f"has state but its plugin has no merge hooks: {kept_from} state is kept (warning)"
-        elif entry.name in declined:
-            action, note = "keep", f"its plugin declined to merge these models: {kept_from} state is kept (warning)"
-        elif request.base and additive:
-            action, note = "merge deltas", "each model's difference from the base is merged, then added to the base"
-        else:
-            action, note = "merge", "merged by its plugin" + (" (given the base state)" if request.base else "")
-            if entry.bottom:
-                note = "weights " + note + ", each model weighted as listed above"
-        out.append(ReductionPlan(entry.name, entry.plugin, dist, version, entry.section, entry.bottom, action, note))
-    return tuple(out)
-
-
-#: structlog method names that are not logging level names.
-_METHOD_LEVELS = {"warn": logging.WARNING, "exception": logging.ERROR, "fatal": logging.CRITICAL}
-
-
-@contextlib.contextmanager
-def collect_warnings() -> Iterator[list[dict[str, Any]]]:
-    """Also keep a copy of every warning or error event while the block runs.
-
-    Events still reach stderr as usual; the copies let the dry run list the warnings a merge
-    would give. Like ``structlog.testing``, it edits the configured processor list in place, so
-    it is meant for one thread at a time.
-    """
-    events: list[dict[str, Any]] = []
-
-    def collector(_: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        level = _METHOD_LEVELS.get(method_name) or logging.getLevelName(method_name.upper())
-        if isinstance(level, int) and level >= logging.WARNING:
-            events.append({"level": logging.getLevelName(level).lower(), **event_dict})
-        return event_dict
-
-    processors = structlog.get_config()["processors"]
-    processors.insert(0, collector)
-    try:
-        yield events
-    finally:
-        processors.remove(collector)
-
-
-def _plain(event: dict[str, Any]) -> dict[str, Any]:
-    """A log event without the renderer's keys, values made printable and JSON-safe."""
-    skip = {"timestamp"}
-    plain = (str, int, float, bool, type(None))
-    return {k: (v if isinstance(v, plain) else repr(v)) for k, v in event.items() if k not in skip}
-
-
-def plan_merge(request: MergeRequest, *, registry: Registry | None = None) -> MergePlan:
-    """Everything a merge would do and decide, reading no weight rows (``load_weights=False``).
-
-    The merge itself runs on the weightless models, so every check a plugin makes on its
-    sections and counters (save_resume vs predict-only, per-model state counts, ...) gives the
-    same verdict, and the warnings it logs are the ones a real merge would log.
+    The plan (:func:`vwmerge.engine.plan.decide`) is the one the streaming merge executes; it is
+    then rehearsed on the weightless models, so every check a plugin makes on its sections and
+    counters (save_resume vs predict-only, per-model state counts, ...) gives the same verdict,
+    and the warnings are the ones a real merge gives.
     """
     models: list[Workspace] = []
     base: Workspace | None = None
-    mw: ModelWeights | None = None
+    plan: MergePlan | None = None
+    outcomes: tuple[Outcome, ...] = ()
     error: VWMergeError | None = None
-    reg: Registry | None = registry
-    with collect_warnings() as events:
-        try:
-            request = request.expanded()
-            check_request(request)
-            reg = reg or default_registry()
-            for p in request.inputs:  # paths or fsspec URLs, headers and sections only
-                models.append(scan(p, vw_options=request.vw_options, registry=reg)[0])
-            base = scan(request.base, vw_options=request.vw_options, registry=reg)[0] if request.base else None
-            prep = prepare_merge(models, weights=request.weights, normalize=request.normalize, base=base, registry=reg)
-            mw = prep.context.weights
-            finish_merge(prep)
-        except VWMergeError as e:
-            error = e
-    warnings: list[dict[str, Any]] = []
-    for ev in map(_plain, events):
-        if ev not in warnings:
-            warnings.append(ev)
-    declined = {str(ev["reduction"]) for ev in warnings if "kept_from" in ev and "reduction" in ev}
-    model_plans = [_model_plan(m, p) for m, p in zip(models, request.inputs, strict=False)]
-    if mw is not None:
-        model_plans = [attrs.evolve(mp, weight=float(mw.values[i])) for i, mp in enumerate(model_plans)]
-    stack = _stack_plan(reg, models[0], request, declined) if models and reg is not None else ()
-    return MergePlan(
-        request,
-        tuple(model_plans),
-        _model_plan(base, request.base) if base is not None and request.base else None,
-        stack,
-        _weighting_text(mw, request) if mw is not None else None,
-        tuple(warnings),
-        error,
-    )
+    reg = registry
+    try:
+        request = request.expanded()
+        check_request(request)
+        reg = reg or default_registry()
+        for p in request.inputs:  # paths or fsspec URLs, headers and sections only
+            models.append(scan(p, vw_options=request.vw_options, registry=reg)[0])
+        base = scan(request.base, vw_options=request.vw_options, registry=reg)[0] if request.base else None
+        plan, prep = prepare(
+            models, weights=request.weights, normalize=request.normalize, base=base, registry=reg, streaming=True,
+            sizes=[files.size(p) for p in request.inputs], base_size=files.size(request.base) if request.base else None,
+        )  # fmt: skip
+        if prep is None:
+            log_warnings(plan)
+            error = plan.error
+        else:
+            outcomes = execute(prep).outcomes
+    except VWMergeError as e:
+        error = e
+    if plan is None:  # stopped before the plan: what is known of it
+        plan = unfinished_plan(models, base, reg, error, normalize=request.normalize, streaming=True)
+    return DryRun(request, attrs.evolve(plan, output=request.output), outcomes, error)
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-import structlog
 
 from ..contract.registry import Registry, default_registry
 from ..contract.stack import StackEntry
@@ -29,11 +28,8 @@ from ..model.inputs import expand_inputs, expand_one
 from ..model.workspace import Workspace, load, scan, write_workspace
 from .executors import Executor, ModelRef, ProcessExecutor, StreamPlan, resolve
 from .merging import PreparedMerge, finish_merge, merge_states, prepare_merge
-from .partial import supports_partial
 from .progress import Progress
 from .report import MergeReport, Phase, peak_rss_bytes, workers_peak_rss_bytes
-
-log = structlog.get_logger("vwmerge")
 
 PathLike = str | os.PathLike[str]
 
@@ -68,24 +64,22 @@ def _scan(
             scanned.append(scan(source, vw_options=vw_options, registry=registry))
             advance(1)
     base_scan = scan(base, vw_options=vw_options, registry=registry) if base is not None else None
+    sizes = tuple(files.size(s) for s in sources)
+    base_size = files.size(base) if base else 0
     prep = prepare_merge(
         [ws for ws, _ in scanned], weights=weights, normalize=normalize,
-        base=base_scan[0] if base_scan else None, registry=registry,
+        base=base_scan[0] if base_scan else None, registry=registry, streaming=True,
+        sizes=sizes, base_size=base_size if base else None,
     )  # fmt: skip
     heads = sum(n for _, n in scanned) + (base_scan[1] if base_scan else 0)
-    sizes = tuple(files.size(s) for s in sources)
-    return _Inputs(tuple(sources), sizes, files.size(base) if base else 0, heads, prep)
+    return _Inputs(tuple(sources), sizes, base_size, heads, prep)
 
 
 def _all_at_once(
     inputs: _Inputs, k: int, entry: StackEntry, base_state: Any, full_base: Workspace | None,
     vw_options: str | None, stack: contextlib.ExitStack,
 ) -> Any:  # fmt: skip
-    """A bottom learner the partial hooks cannot stream: every input mapped, merged in memory."""
-    log.warning(
-        "this base learner cannot be streamed (no partial merge hooks, or a base model it does not "
-        "subtract); mapping every model's weights at once", reduction=entry.name, plugin=entry.plugin,
-    )  # fmt: skip
+    """A bottom learner the plan does not stream: every input mapped, merged in memory."""
     prep = inputs.prep
     reg = prep.context.registry
     states = []
@@ -151,7 +145,7 @@ def merge_files(
             nonlocal passes
             if not entry.bottom:  # small, and read whole by the scan
                 return merge_states(prep, k, entry, base_state)
-            if base_state is not None or not supports_partial(reg, entry):
+            if not prep.plan.steps[k].streamed:
                 return _all_at_once(inputs, k, entry, base_state, full_base, vw_options, stack)
             plan = StreamPlan(
                 tuple(ModelRef.of(ws) for ws in prep.models), inputs.sizes,
