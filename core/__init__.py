@@ -20,7 +20,8 @@ from .contract.registry import Registry, default_registry, hookimpl, make_plugin
 from .contract.sectionio import SectionIO
 from .contract.stack import ModelInfo, ReductionSpec, StackEntry, rank_of
 from .engine.merging import merge
-from .errors import IncompatibleModelsError, MergeError, ModelFormatError, PluginError, VWMergeError
+from .engine.report import verify
+from .errors import IncompatibleModelsError, MergeError, ModelFormatError, PluginError, ReportError, VWMergeError
 from .format.header import Header
 from .format.options import Options
 from .format.weights import WeightTable
@@ -44,6 +45,7 @@ __all__ = [
     "PluginError",
     "ReductionSpec",
     "Registry",
+    "ReportError",
     "SectionIO",
     "StackEntry",
     "VWMergeError",
@@ -58,4 +60,5 @@ __all__ = [
     "merge",
     "rank_of",
     "read_model_list",
+    "verify",
 ]

@@ -26,3 +26,7 @@ class PluginError(VWMergeError):
 
 class MergeError(VWMergeError):
     """Bad merge parameters (weights, base model, output path)."""
+
+
+class ReportError(VWMergeError):
+    """A provenance report that cannot be read, or is not a vwmerge report of a known schema."""

@@ -20,7 +20,16 @@ import click
 
 from .. import __version__
 from ..contract.registry import default_registry
-from ..engine.pipeline import MergeRequest, inspect_model, parse_weights, plan_merge, run_merge
+from ..engine.pipeline import (
+    MergeRequest,
+    check_report_path,
+    inspect_model,
+    parse_weights,
+    plan_merge,
+    run_merge,
+    write_text,
+)
+from ..engine.report import read_report, verify
 from ..errors import VWMergeError
 from . import logs
 from .render import plugins_document, render_inspect, render_plan, render_plugins, to_json
@@ -198,6 +207,13 @@ def _check(ctx: click.Context, request: MergeRequest, as_json: bool) -> None:
     help="Dask scheduler address (tcp://host:8786); implies --executor dask. Without it dask starts a local cluster.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar (there is one only when stderr is a terminal).")
+@click.option(
+    "--report",
+    "report_path",
+    metavar="PATH",
+    help="Write the provenance report (JSON, docs/report.md) to PATH: inputs, weights, plugins, plan, "
+    "SHA-256 of every file. Check it later with 'vwmerge verify PATH'.",
+)
 @click.pass_context
 def merge_command(
     ctx: click.Context,
@@ -214,6 +230,7 @@ def merge_command(
     executor: str | None,
     scheduler: str | None,
     quiet: bool,
+    report_path: str | None,
 ) -> None:
     """Merge MODEL files into one model written to OUT.
 
@@ -240,6 +257,11 @@ def merge_command(
     (the weight rows are streamed); with --jobs or dask, groups of models are merged in
     parallel and the results equal the sequential merge within float32 rounding. A summary of
     the time, bytes and memory each phase took is logged at the end.
+
+    --report PATH writes a provenance report: vwmerge's version, the command line, each input's
+    size, SHA-256 (taken as the merge reads it), example count and weight, the plan per
+    reduction with the plugin's package and version, the output's size and SHA-256, timings and
+    peak memory. --json prints the same document on stdout.
     """
     if output is None and not dry_run:
         raise click.UsageError("Missing option '-o' / '--output' (the merged model's file name).", ctx)
@@ -247,14 +269,21 @@ def merge_command(
     if dry_run:
         _check(ctx, request, as_json)
         return
+    provenance = as_json or report_path is not None
     request = attrs.evolve(
-        request, jobs=jobs, executor=executor, scheduler=scheduler, progress=False if quiet else None
-    )
+        request, jobs=jobs, executor=executor, scheduler=scheduler, progress=False if quiet else None,
+        provenance=provenance,
+    )  # fmt: skip
     with user_errors(ctx):
-        report = run_merge(request)
-    logs.get_logger().info("merged", **report.log_fields())
+        if report_path is not None:
+            check_report_path(report_path, request)
+        report = run_merge(request, argv=getattr(sys, "orig_argv", sys.argv))
+        document = to_json(report.to_provenance()) if provenance else ""
+        if report_path is not None:
+            write_text(report_path, document + "\n")
+    logs.get_logger().info("merged", **report.log_fields(), **({"report": report_path} if report_path else {}))
     if as_json:
-        click.echo(to_json(report.to_dict()))
+        click.echo(document)
 
 
 @main.command("check", epilog=DEFAULT_WEIGHTING)
@@ -285,6 +314,31 @@ def check_command(
     error. Exits 1 exactly when a merge would fail.
     """
     _check(ctx, _request(ctx, models, models_from, output, base, weights, normalize, vw_options), as_json)
+
+
+@main.command("verify")
+@click.argument("report", metavar="REPORT")
+@click.option("--inputs", "with_inputs", is_flag=True, help="Also re-hash every input and the base the report names.")
+@click.pass_context
+def verify_command(ctx: click.Context, report: str, with_inputs: bool) -> None:
+    """Check files against a provenance report written by 'vwmerge merge --report'.
+
+    \b
+      vwmerge verify merged.report.json
+      vwmerge verify --inputs merged.report.json
+
+    Re-reads the merged model the report names (and with --inputs every input and the base) and
+    compares its size and SHA-256 with the report. Exit 0 when all match; exit 1 with one line
+    naming the first file that differs, or saying what is wrong with the report. Relative paths
+    are taken relative to the directory the merge ran in (the report's "cwd").
+    """
+    with user_errors(ctx):
+        doc = read_report(report)
+        mismatch = verify(doc, inputs=with_inputs)
+    if mismatch is not None:
+        _fail(ctx, VWMergeError(str(mismatch)), str(mismatch))
+    checked = 1 + (len(doc["inputs"]) + (doc.get("base") is not None) if with_inputs else 0)
+    click.echo(f"OK: {checked} file{'s match' if checked != 1 else ' matches'} {report}")
 
 
 @main.command("inspect")

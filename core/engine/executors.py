@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import multiprocessing
+import operator
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -43,6 +44,9 @@ from .progress import Advance, Progress
 from .rowsums import share_large_arrays
 
 T = TypeVar("T")
+
+#: Input index -> the digest of that input's bytes as the merge read them.
+Digests = dict[int, files.Digest]
 
 
 @attrs.frozen
@@ -73,6 +77,8 @@ class StreamPlan:
     entry: int  #: the reduction's position in the stack
     exact: bool
     vw_options: str | None = None
+    #: Take each input's SHA-256 from the mapped bytes as the first pass reads them (provenance).
+    digest: bool = False
 
     @property
     def count(self) -> int:
@@ -101,22 +107,34 @@ class StreamPlan:
     def stack_entry(self, context: PartialContext) -> StackEntry:
         return context.output.stack[self.entry]
 
-    def _state(self, ref: ModelRef, registry: Registry) -> Any:
+    def _state(self, ref: ModelRef, registry: Registry, digests: Digests | None = None, index: int = -1) -> Any:
         with files.mapped(ref.source) as source:
+            if digests is not None:
+                digests[index] = files.digest(source)  # the pages this read maps anyway
             ws = load(source, vw_options=self.vw_options, registry=registry, name=ref.source)
         if ws.header != ref.header:
             raise VWMergeError("the file changed while it was being merged", source=ref.source)
         return ws.states[self.entry]
 
     def states(
-        self, registry: Registry, indices: Iterable[int], context: PartialContext, advance: Advance | None = None
+        self,
+        registry: Registry,
+        indices: Iterable[int],
+        context: PartialContext,
+        advance: Advance | None = None,
+        digests: Digests | None = None,
     ) -> Iterator[tuple[int, Any]]:
         """Input states one at a time (deltas from the base in base mode), each read when asked for
-        (this generator keeps no state it has handed out once the next is asked for)."""
+        (this generator keeps no state it has handed out once the next is asked for).
+
+        With :attr:`digest` and ``digests``, the first pass records each input's digest there
+        (later passes read the same bytes again and hash nothing).
+        """
         entry = self.stack_entry(context)
         base = self._state(self.base, registry) if self.base is not None else None
+        record = digests if self.digest and context.pass_index == 0 else None
         for i in indices:
-            state = self._state(self.inputs[i], registry)
+            state = self._state(self.inputs[i], registry, record, i)
             if base is not None:
                 state = registry.call("vwmerge_subtract", entry, state=state, base=base, context=context)
             yield i, state
@@ -158,14 +176,19 @@ def split(count: int, groups: int) -> list[tuple[int, ...]]:
 
 # --------------------------------------------------------------------------------------------
 # What workers run. Module-level functions so that both process pools and dask can ship them.
-def fold_group(plan: StreamPlan, indices: Sequence[int], pass_index: int, prior: Any) -> Any:
-    """The partial result of a contiguous group of inputs, folded in order."""
+def fold_group(plan: StreamPlan, indices: Sequence[int], pass_index: int, prior: Any) -> tuple[Any, Digests]:
+    """The partial result of a contiguous group of inputs, folded in order, and the inputs'
+    digests when the plan takes them (first pass only)."""
     registry = default_registry()
     ctx = plan.context(registry, pass_index=pass_index, prior=prior, in_place=True)
-    return fold(registry, plan.stack_entry(ctx), ctx, read_ahead(plan.states(registry, indices, ctx)))
+    digests: Digests = {}
+    states = read_ahead(plan.states(registry, indices, ctx, digests=digests))
+    return fold(registry, plan.stack_entry(ctx), ctx, states), digests
 
 
-def fold_group_sharing(plan: StreamPlan, indices: Sequence[int], pass_index: int, prior: Any, prefix: str) -> Any:
+def fold_group_sharing(
+    plan: StreamPlan, indices: Sequence[int], pass_index: int, prior: Any, prefix: str
+) -> tuple[Any, Digests]:
     """:func:`fold_group` in a ``--jobs`` worker process: its large arrays live in files in a RAM
     file system, so its result reaches the parent as file names (a pipe copies many times slower)."""
     share_large_arrays(_SHARE_DIR, prefix)
@@ -196,6 +219,8 @@ class Streamed:
 
     state: Any
     passes: int
+    #: Input index -> digest, when the plan takes digests.
+    digests: Digests = attrs.field(factory=dict)
 
 
 class Executor(Protocol):
@@ -210,7 +235,7 @@ def _label(plan: StreamPlan, ctx: PartialContext) -> str:
     return f"merging {plan.count} models" + (f" (pass {ctx.pass_index + 1})" if ctx.pass_index else "")
 
 
-def _counted_passes(ctx: PartialContext, one_pass: Callable[[PartialContext], Any]) -> Streamed:
+def _counted_passes(ctx: PartialContext, one_pass: Callable[[PartialContext], Any], digests: Digests) -> Streamed:
     passes = 0
 
     def counted(c: PartialContext) -> Any:
@@ -218,7 +243,7 @@ def _counted_passes(ctx: PartialContext, one_pass: Callable[[PartialContext], An
         passes += 1
         return one_pass(c)
 
-    return Streamed(run_passes(ctx, counted), passes)
+    return Streamed(run_passes(ctx, counted), passes, digests)
 
 
 class LocalExecutor:
@@ -230,13 +255,15 @@ class LocalExecutor:
     def merge(self, plan: StreamPlan, registry: Registry, progress: Progress) -> Streamed:
         ctx = plan.context(registry, in_place=True)
         entry = plan.stack_entry(ctx)
+        digests: Digests = {}
 
         def one_pass(c: PartialContext) -> Any:
             with progress.task(_label(plan, c), sum(plan.sizes)) as advance:
-                acc = fold(registry, entry, c, read_ahead(plan.states(registry, range(plan.count), c, advance)))
+                states = plan.states(registry, range(plan.count), c, advance, digests)
+                acc = fold(registry, entry, c, read_ahead(states))
             return finalize(registry, entry, acc, c)
 
-        return _counted_passes(ctx, one_pass)
+        return _counted_passes(ctx, one_pass, digests)
 
 
 def _mp_context() -> Any:
@@ -262,6 +289,7 @@ class ProcessExecutor:
         groups = split(plan.count, self.jobs)
         shared = os.access(_SHARE_DIR, os.W_OK)
         prefix = f"vwmerge-{os.getpid()}-{uuid.uuid4().hex[:8]}-"
+        digests: Digests = {}
 
         def one_pass(c: PartialContext) -> Any:
             acc = None
@@ -273,13 +301,14 @@ class ProcessExecutor:
                 futures = [pool.submit(fold_group_sharing, plan, g, *args) if shared else
                            pool.submit(fold_group, plan, g, *args[:2]) for g in groups]  # fmt: skip
                 for group, future in zip(groups, futures, strict=True):
-                    part = future.result()
+                    part, group_digests = future.result()
+                    digests.update(group_digests)
                     advance(sum(plan.sizes[i] for i in group))
                     acc = part if acc is None else combine(registry, entry, acc, part, c)
             return finalize(registry, entry, acc, c)
 
         try:
-            return _counted_passes(ctx, one_pass)
+            return _counted_passes(ctx, one_pass, digests)
         finally:  # files a failed worker or an error left behind
             for leftover in glob.glob(os.path.join(_SHARE_DIR, glob.escape(prefix) + "*")):
                 with contextlib.suppress(OSError):
@@ -333,23 +362,28 @@ class DaskExecutor:
             threads = sum(client.nthreads().values()) or 1
             groups = split(plan.count, threads)
             shared = client.scatter(plan, broadcast=True)
+            digests: Digests = {}
 
             def one_pass(c: PartialContext) -> Any:
                 args = (c.pass_index, c.prior)
-                level = [client.submit(fold_group, shared, g, *args, pure=False) for g in groups]
+                folded = [client.submit(fold_group, shared, g, *args, pure=False) for g in groups]
+                level = [client.submit(operator.itemgetter(0), f, pure=False) for f in folded]
                 with progress.task(_label(plan, c), sum(plan.sizes)) as advance:
                     sizes = {f.key: sum(plan.sizes[i] for i in g) for f, g in zip(level, groups, strict=True)}
                     for done in distributed.as_completed(level):
                         if done.status == "error":
                             done.result()  # raises the worker's error here, with its message
                         advance(sizes[done.key])  # (the partials themselves stay on the cluster)
+                if plan.digest and c.pass_index == 0:  # small: the digests come back, the partials stay
+                    for found in client.gather([client.submit(operator.itemgetter(1), f) for f in folded]):
+                        digests.update(found)
                 while len(level) > 1:  # a tree: neighbours combined, so input order is kept
                     pairs = zip(level[::2], level[1::2], strict=False)
                     nxt = [client.submit(combine_pair, shared, a, b, *args, pure=False) for a, b in pairs]
                     level = nxt + ([level[-1]] if len(level) % 2 else [])
                 return client.submit(finalize_partial, shared, level[0], *args, pure=False).result()
 
-            return _counted_passes(ctx, one_pass)
+            return _counted_passes(ctx, one_pass, digests)
 
 
 def resolve(executor: str | Executor | None, *, jobs: int = 1, scheduler: Any = None) -> Executor:

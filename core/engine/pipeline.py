@@ -59,6 +59,8 @@ class MergeRequest:
     progress: bool | None = None
     #: Lists of models (``--models-from``), read after ``inputs``; empty once expanded.
     models_from: tuple[str, ...] = attrs.field(default=(), converter=_inputs_converter)
+    #: Record the provenance report (SHA-256 of every file as it is read and written).
+    provenance: bool = False
 
     @property
     def sources(self) -> list[str]:
@@ -156,12 +158,36 @@ def check_request(request: MergeRequest) -> None:
         check_output(request.output, request)
 
 
+def check_report_path(report: str, request: MergeRequest) -> None:
+    """Refuse a report path that is a model of the merge, or that cannot be written."""
+    for role, path in (("the output", request.output), *(("an input", p) for p in request.sources)):
+        if path is not None and (report == path or _same_file(report, path)):
+            raise MergeError(f"is also {role}; the report needs a file of its own", source=report)
+    target = Path(report)
+    if target.is_dir():
+        raise MergeError("is a directory; --report takes the report's file name", source=report)
+    if not target.parent.is_dir():
+        raise MergeError(f"cannot write the report: directory {target.parent} does not exist", source=report)
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        raise MergeError(f"cannot write the report: directory {target.parent} is not writable", source=report)
+
+
+def write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file renamed over it (never half a file)."""
+    with files.open_output(path) as f:
+        f.write(text.encode("utf-8"))
+
+
 # --------------------------------------------------------------------------------------------
 # A real merge.
-def run_merge(request: MergeRequest, *, registry: Registry | None = None) -> MergeReport:
+def run_merge(
+    request: MergeRequest, *, registry: Registry | None = None, argv: Sequence[str] | None = None
+) -> MergeReport:
     """Merge streaming (:func:`vwmerge.engine.streaming.merge_files`), save atomically.
 
-    Nothing is written unless every step before saving worked.
+    Nothing is written unless every step before saving worked. With ``request.provenance`` the
+    report's :meth:`~vwmerge.engine.report.MergeReport.to_provenance` is the document
+    ``vwmerge merge --report`` writes (``argv``: the command line it records).
     """
     request = request.expanded()
     if request.output is None:
@@ -171,6 +197,7 @@ def run_merge(request: MergeRequest, *, registry: Registry | None = None) -> Mer
         request.inputs, request.output, weights=request.weights, normalize=request.normalize,
         base=request.base, vw_options=request.vw_options, jobs=request.jobs, executor=request.executor,
         scheduler=request.scheduler, progress=request.progress, registry=registry,
+        provenance=request.provenance, argv=argv,
     )  # fmt: skip
 
 

@@ -13,7 +13,9 @@ see docs/scale.md).
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -25,9 +27,9 @@ from ..contract.stack import StackEntry
 from ..errors import MergeError
 from ..model import files
 from ..model.inputs import expand_inputs, expand_one
-from ..model.workspace import Workspace, load, scan, write_workspace
-from .executors import Executor, ModelRef, ProcessExecutor, StreamPlan, resolve
-from .merging import PreparedMerge, finish_merge, merge_states, prepare_merge
+from ..model.workspace import Workspace, load, scan, write_workspace_hashed
+from .executors import Digests, Executor, ModelRef, ProcessExecutor, StreamPlan, resolve
+from .merging import PreparedMerge, execute, merge_states, prepare_merge
 from .progress import Progress
 from .report import MergeReport, Phase, peak_rss_bytes, workers_peak_rss_bytes
 
@@ -77,14 +79,17 @@ def _scan(
 
 def _all_at_once(
     inputs: _Inputs, k: int, entry: StackEntry, base_state: Any, full_base: Workspace | None,
-    vw_options: str | None, stack: contextlib.ExitStack,
+    vw_options: str | None, stack: contextlib.ExitStack, digests: Digests | None,
 ) -> Any:  # fmt: skip
     """A bottom learner the plan does not stream: every input mapped, merged in memory."""
     prep = inputs.prep
     reg = prep.context.registry
     states = []
-    for source in inputs.sources:
-        ws = load(stack.enter_context(files.mapped(source)), vw_options=vw_options, registry=reg, name=source)
+    for i, source in enumerate(inputs.sources):
+        buf = stack.enter_context(files.mapped(source))
+        if digests is not None:
+            digests[i] = files.digest(buf)
+        ws = load(buf, vw_options=vw_options, registry=reg, name=source)
         st = ws.states[k]
         if full_base is not None and prep.additive[k]:
             st = reg.call("vwmerge_subtract", entry, state=st, base=full_base.states[k], context=prep.context)
@@ -107,6 +112,8 @@ def merge_files(
     progress: bool | Progress | None = None,
     registry: Registry | None = None,
     models_from: Sequence[PathLike] = (),
+    provenance: bool = False,
+    argv: Sequence[str] | None = None,
 ) -> MergeReport:
     """Merge model files (paths or fsspec URLs) into ``output`` without loading them whole.
 
@@ -118,8 +125,12 @@ def merge_files(
     (``scheduler``: an address, a ``distributed.Client`` or a cluster; none starts a local
     one); an :class:`vwmerge.engine.executors.Executor` instance is used as is. ``progress``: None
     draws a bar when stderr is a terminal, False never. Returns the phases' times, bytes and
-    the peak memory.
+    the peak memory, and with ``provenance`` what :meth:`MergeReport.to_provenance` reports:
+    the SHA-256 of every input, the base and the output, each taken from the bytes as the merge
+    reads or writes them (no extra pass over any file), the plan and what each step did.
+    ``argv``: the command line to record (default ``sys.argv``).
     """
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
     sources = expand_inputs(paths, models_from=models_from)
     target = os.fspath(output)
     base_source = expand_one(base) if base is not None else None
@@ -136,35 +147,53 @@ def merge_files(
 
     start = time.perf_counter()
     passes = 1
+    digests: Digests | None = {} if provenance else None
+    base_digest = None
     with contextlib.ExitStack() as stack:
         full_base = None
         if base_source is not None:
-            full_base = load(stack.enter_context(files.mapped(base_source)), vw_options=vw_options, registry=reg)
+            buf = stack.enter_context(files.mapped(base_source))
+            base_digest = files.digest(buf) if provenance else None
+            full_base = load(buf, vw_options=vw_options, registry=reg)
 
         def merge_entry(k: int, entry: StackEntry, base_state: Any) -> Any:
             nonlocal passes
             if not entry.bottom:  # small, and read whole by the scan
                 return merge_states(prep, k, entry, base_state)
             if not prep.plan.steps[k].streamed:
-                return _all_at_once(inputs, k, entry, base_state, full_base, vw_options, stack)
+                return _all_at_once(inputs, k, entry, base_state, full_base, vw_options, stack, digests)
             plan = StreamPlan(
                 tuple(ModelRef.of(ws) for ws in prep.models), inputs.sizes,
                 ModelRef.of(prep.base) if prep.base is not None else None,
                 prep.header, prep.context.weights, k, exact=not ex.parallel, vw_options=vw_options,
+                digest=provenance,
             )  # fmt: skip
             streamed = ex.merge(plan, reg, bar)
             passes = streamed.passes
+            if digests is not None:
+                digests.update(streamed.digests)
             return streamed.state
 
-        merged = finish_merge(prep, merge_entry, base=full_base)
+        executed = execute(prep, merge_entry, base=full_base)
+        merged = executed.workspace
         merge_phase = Phase(
             "merge", time.perf_counter() - start, bytes_read=inputs.total - inputs.heads,
             bytes_reread=(passes - 1) * inputs.total,
         )  # fmt: skip
+        if digests is not None:  # a file whose rows no step read (none do today): one pass to hash it
+            for i, source in enumerate(sources):
+                if i not in digests:
+                    with files.mapped(source) as buf:
+                        digests[i] = files.digest(buf)
         start = time.perf_counter()
-        written = write_workspace(target, merged)
-    save_phase = Phase("save", time.perf_counter() - start, bytes_written=written)
+        written = write_workspace_hashed(target, merged, hashing=provenance)
+    save_phase = Phase("save", time.perf_counter() - start, bytes_written=written.size)
     return MergeReport(
         target, len(sources), base_source, (load_phase, merge_phase, save_phase),
         peak_rss_bytes(), workers_peak_rss_bytes() if isinstance(ex, ProcessExecutor) else 0,
+        started=started, argv=tuple(sys.argv if argv is None else argv), cwd=os.getcwd(), plan=prep.plan,
+        outcomes=executed.outcomes,
+        input_digests=tuple(digests[i] for i in range(len(sources))) if digests is not None else (),
+        base_digest=base_digest, output_digest=written if provenance else None, executor=ex.name,
+        weights_given=tuple(float(w) for w in weights) if weights is not None else None, vw_options=vw_options,
     )  # fmt: skip

@@ -10,6 +10,7 @@ temporary name and renamed, so a failed merge never leaves a partial model behin
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import mmap
 import os
 import re
@@ -18,6 +19,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+import attrs
 
 from ..errors import MergeError, ModelFormatError, VWMergeError
 from ..format.binio import Writer
@@ -142,29 +145,74 @@ def remote_head(target: str, head: int, total: int) -> memoryview:
     return memoryview(buf)
 
 
+@attrs.frozen
+class Digest:
+    """A file's size and SHA-256 (hex), taken from the bytes as they were read or written."""
+
+    size: int
+    sha256: str
+
+
+def digest(data: bytes | bytearray | memoryview) -> Digest:
+    """The digest of bytes already in memory (a mapped model as it is read: no second read)."""
+    view = memoryview(data).cast("B")
+    return Digest(len(view), hashlib.sha256(view).hexdigest())
+
+
+def digest_file(target: str) -> Digest:
+    """Read ``target`` (a path or a URL) once, in chunks, and digest it (``vwmerge verify``)."""
+    h = hashlib.sha256()
+    n = 0
+    local = local_path(target)
+    try:
+        f = open(local, "rb") if local is not None else _fsspec(target)[0].open(_fsspec(target)[1], "rb")  # noqa: SIM115
+    except FileNotFoundError:
+        raise VWMergeError("no such file", source=target) from None
+    except IsADirectoryError:
+        raise VWMergeError("is a directory, not a file", source=target) from None
+    except PermissionError:
+        raise VWMergeError("permission denied", source=target) from None
+    with f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+            n += len(chunk)
+    return Digest(n, h.hexdigest())
+
+
 class _FileSink(list[bytes]):
     """The ``parts`` of a :class:`StreamWriter`: bytes go to the file instead of a list."""
 
-    def __init__(self, f: IO[bytes]) -> None:
+    def __init__(self, f: IO[bytes], hashing: bool = False) -> None:
         super().__init__()
         self.file = f
         self.written = 0
+        self.hash = hashlib.sha256() if hashing else None
 
     def append(self, data: bytes) -> None:
         self.file.write(data)
         self.written += len(data)
+        if self.hash is not None:
+            self.hash.update(data)
 
 
 class StreamWriter(Writer):
-    """A :class:`vwmerge.format.binio.Writer` that writes through to a file as sections are saved."""
+    """A :class:`vwmerge.format.binio.Writer` that writes through to a file as sections are saved.
 
-    def __init__(self, f: IO[bytes]) -> None:
-        self._sink = _FileSink(f)
+    ``hashing``: also take the SHA-256 of the bytes as they are written (:attr:`digest`).
+    """
+
+    def __init__(self, f: IO[bytes], *, hashing: bool = False) -> None:
+        self._sink = _FileSink(f, hashing)
         self.parts = self._sink
 
     @property
     def written(self) -> int:
         return self._sink.written
+
+    @property
+    def digest(self) -> Digest | None:
+        h = self._sink.hash
+        return Digest(self._sink.written, h.hexdigest()) if h is not None else None
 
 
 def _new_file_mode(path: str) -> int:

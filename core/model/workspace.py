@@ -197,7 +197,14 @@ def scan(target: str, *, vw_options: str | None = None, registry: Registry | Non
 def write_workspace(target: str, ws: Workspace) -> int:
     """Save ``ws`` to ``target`` (a path or an fsspec URL) atomically and streaming (rows in
     chunks, never a second copy); returns the bytes written."""
+    return write_workspace_hashed(target, ws, hashing=False).size
+
+
+def write_workspace_hashed(target: str, ws: Workspace, *, hashing: bool = True) -> files.Digest:
+    """:func:`write_workspace`, and the SHA-256 of the bytes as they are written (no read back;
+    an empty ``sha256`` when ``hashing`` is off)."""
     with files.open_output(target) as f:
-        w = files.StreamWriter(f)
+        w = files.StreamWriter(f, hashing=hashing)
         ws.write_to(w)
-    return w.written
+    d = w.digest
+    return d if d is not None else files.Digest(w.written, "")
