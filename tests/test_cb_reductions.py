@@ -26,6 +26,7 @@ import vwmerge
 from helpers import vwtrain
 from helpers.configs import CASES, Case
 from helpers.models import Models
+from vwmerge.engine.merging import execute, prepare_merge
 from vwmerge.testing import Kit, assert_roundtrip
 
 NO_MERGE = "reduction has state but no merge; keeping one model's state unchanged"
@@ -448,6 +449,10 @@ def test_automl_with_different_configs_keeps_the_largest(tmp_path: Path, logs: l
     assert section(merged, "automl") == section(b, "automl")
     warned = [e for e in logs if e.get("reduction") == "automl" and e["log_level"] == "warning"]
     assert warned and warned[0]["kept_from"] == b.source
+    executed = execute(prepare_merge([a, b], weights=[1, 3]))  # recorded by the execution itself
+    (outcome,) = [o for o in executed.outcomes if o.reduction == "automl"]
+    assert (outcome.result, outcome.kept_from) == ("kept", b.source)
+    assert outcome.warnings and outcome.warnings[0]["kept_from"] == b.source
     out = tmp_path / "m.model"
     merged.save(out)
     assert len(vwtrain.predict(out, vwtrain.test_examples(args, n=2))) == 2

@@ -31,7 +31,10 @@ import vwmerge.plugins
 from helpers import vwtrain
 from helpers.models import EXAMPLE_PLUGIN_DIST, EXAMPLE_PLUGIN_ENTRY_POINT, Models, example_plugin_entry_point
 from vwmerge import ReductionSpec, SectionIO, StackEntry, hookimpl, rank_of
+from vwmerge.cli.render import render_plan
 from vwmerge.contract.registry import BLOCK_ENV, BUILTIN_DISTRIBUTION, DEFAULT_PLUGINS, ENTRY_POINT_GROUP
+from vwmerge.engine.pipeline import MergeRequest, plan_merge
+from vwmerge.engine.streaming import merge_files
 from vwmerge.plugins import gd as gd_plugin
 from vwmerge.plugins import stateless as stateless_plugin
 
@@ -258,6 +261,36 @@ def test_stateful_reduction_without_merge_keeps_the_first_state(
     base = vwmerge.load(base_path, registry=reg)
     in_base_mode = vwmerge.merge([vwmerge.load(p, registry=reg) for p in resumed], base=base)
     assert in_base_mode.state(SQUARECB) is base.state(SQUARECB)
+
+
+@pytest.mark.parametrize("merge_returns_none", [False, True], ids=["no-merge-hook", "merge-returns-None"])
+def test_the_plan_says_keep_and_the_execution_records_a_decline(
+    models: Models, tmp_path: Path, merge_returns_none: bool
+) -> None:
+    """No merge hook: the plan decides "keep". A hook that returns None: the plan says "merge"
+    (it cannot know), and executing it (the dry run's rehearsal, the real merge) records the
+    decline as the step's outcome, read from the execution, not from the log."""
+    plugin = DecliningCounterSection() if merge_returns_none else CounterSection()
+    reg = _registry((plugin, "adhoc_squarecb", "adhoc-test-plugins"))
+    paths = [str(p) for p in models.inputs(ARGS, 2)]
+    dry = plan_merge(MergeRequest(paths), registry=reg)
+    assert dry.ok, dry.error
+    step = {s.reduction: s for s in dry.plan.steps}[SQUARECB]
+    assert (step.plugin, step.distribution) == ("adhoc_squarecb", "adhoc-test-plugins")
+    outcome = {o.reduction: o for o in dry.outcomes}[SQUARECB]
+    assert (outcome.result, outcome.kept_from) == ("kept", paths[0])
+    if merge_returns_none:
+        assert step.action == "merge" and step.kept_from is None
+        assert outcome.why == "its plugin declined (returned None)"
+        assert f"rehearsal: kept {paths[0]}: its plugin declined" in render_plan(dry)
+    else:
+        assert step.action == "keep" and step.kept_from == paths[0]
+        assert outcome.why == "its plugin has no merge hooks"
+        assert any(w.fields.get("reduction") == SQUARECB for w in dry.plan.warnings)
+    report = merge_files(paths, tmp_path / "m.model", registry=reg, progress=False, provenance=True)
+    assert report.outcomes == dry.outcomes  # the merge executed the plan the dry run showed
+    doc = {s["reduction"]: s for s in report.to_provenance()["stack"]}[SQUARECB]
+    assert doc["action"] == step.action and doc["outcome"]["why"] == outcome.why
 
 
 class BottomWithoutMerge:
