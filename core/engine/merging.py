@@ -1,8 +1,9 @@
-"""Merging workspaces: compatibility checks, per-model weights, walking the stack.
+"""Executing a merge plan in memory: preparing the states, walking the stack, assembling the output.
 
-The core knows nothing about any reduction's state; it checks that the models can be merged,
-decides each model's weight, then asks each reduction's plugin to merge (top of stack first, as
-VW does) and assembles the output workspace.
+The core knows nothing about any reduction's state. :func:`prepare_merge` takes the plan
+(:mod:`vwmerge.engine.plan`: compatibility, weights, each reduction's action) and the states it
+needs; :func:`execute` carries it out, asking each reduction's plugin to merge (top of stack
+first, as VW does), and records each step's outcome.
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def execute(prep: PreparedMerge, merge_entry: EntryMerger | None = None, *, base
             outcomes.append(Outcome(entry.name, "kept", kept, "its plugin returned this model's state unchanged"))
         else:
             outcomes.append(Outcome(entry.name, "merged deltas" if delta_mode else "merged"))
-    said = {}
+    said: dict[Any, list[dict[str, Any]]] = {}
     for w in ctx.warnings:
         said.setdefault(w.get("reduction"), []).append(w)
     outcomes = [attrs.evolve(o, warnings=tuple(said.get(o.reduction, ()))) for o in outcomes]
