@@ -276,3 +276,16 @@ def test_hashing_reads_no_file_once_more(models: Models, tmp_path: Path, base_mo
         check_record(record, p)
     if base is not None:
         check_record(doc["base"], base)
+
+
+def test_a_streamed_plugin_warning_reaches_the_report(models: Models, tmp_path: Path) -> None:
+    """gd's finalize (run by the sequential executor in this process) warns about pending --l1/--l2
+    truncation through context.warn: the gd step's outcome carries it, and so do the warnings."""
+    paths = copies(models.inputs("--l1 1e-4 --l2 1e-3"), tmp_path / "in")
+    run = cli("merge", "--json", "-o", tmp_path / "m.model", *paths)
+    assert run.returncode == 0, run.stderr
+    logged = [json.loads(line) for line in run.stderr.splitlines() if "truncation" in line]
+    doc = json.loads(run.stdout)
+    gd = {s["reduction"]: s for s in doc["stack"]}["gd"]
+    assert [w["event"] for w in gd["outcome"]["warnings"]] == [e["event"] for e in logged] != []
+    assert [w["event"] for w in doc["warnings"]] == [e["event"] for e in logged]

@@ -221,6 +221,9 @@ class Streamed:
     passes: int
     #: Input index -> digest, when the plan takes digests.
     digests: Digests = attrs.field(factory=dict)
+    #: What the plugin said through ``context.warn`` in this process (combine, finalize; the
+    #: sequential executor: every hook). Warnings given in workers are logged there only.
+    warnings: tuple[dict[str, Any], ...] = ()
 
 
 class Executor(Protocol):
@@ -243,7 +246,8 @@ def _counted_passes(ctx: PartialContext, one_pass: Callable[[PartialContext], An
         passes += 1
         return one_pass(c)
 
-    return Streamed(run_passes(ctx, counted), passes, digests)
+    state = run_passes(ctx, counted)
+    return Streamed(state, passes, digests, tuple(ctx.warnings))
 
 
 class LocalExecutor:

@@ -172,6 +172,7 @@ def merge_files(
             passes = streamed.passes
             if digests is not None:
                 digests.update(streamed.digests)
+            prep.context.warnings.extend(streamed.warnings)  # into this step's outcome
             return streamed.state
 
         executed = execute(prep, merge_entry, base=full_base)
