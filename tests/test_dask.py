@@ -5,6 +5,7 @@ Skipped only when the ``dask`` extra is not installed; CI installs it (``make in
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -137,7 +138,12 @@ def test_cli_merges_on_a_dask_scheduler(scheduler_address: str, models: Models, 
         capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout)["bytes_written"] == par.stat().st_size
+    report = json.loads(run.stdout)  # the provenance report: workers hashed the inputs they read
+    assert report["bytes_written"] == par.stat().st_size
+    assert report["settings"]["executor"] == "dask"
+    digests = [(i["size"], i["sha256"]) for i in report["inputs"]]
+    assert digests == [(p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()) for p in paths]
+    assert report["output"]["sha256"] == hashlib.sha256(par.read_bytes()).hexdigest()
     assert_within_rounding(seq, par, paths)
 
 
