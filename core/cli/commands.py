@@ -276,6 +276,7 @@ def merge_command(
     )  # fmt: skip
     with user_errors(ctx):
         if report_path is not None:
+            request = request.expanded()  # (the report may not be any of the files patterns stand for)
             check_report_path(report_path, request)
         report = run_merge(request, argv=getattr(sys, "orig_argv", sys.argv))
         document = to_json(report.to_provenance()) if provenance else ""
