@@ -289,3 +289,19 @@ def test_a_streamed_plugin_warning_reaches_the_report(models: Models, tmp_path: 
     gd = {s["reduction"]: s for s in doc["stack"]}["gd"]
     assert [w["event"] for w in gd["outcome"]["warnings"]] == [e["event"] for e in logged] != []
     assert [w["event"] for w in doc["warnings"]] == [e["event"] for e in logged]
+
+
+def test_patterns_and_lists_are_recorded_as_the_files_they_stand_for(models: Models, tmp_path: Path) -> None:
+    paths = sorted(copies(models.inputs(ARGS), tmp_path / "in"))
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# round 7\n{paths[2]}\n")
+    report = tmp_path / "r.json"
+    run = cli("merge", "--report", report, "-o", tmp_path / "m.model", tmp_path / "in" / "*.model",
+              "--models-from", listing)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(report.read_text())
+    assert [i["url"] for i in doc["inputs"]] == [*map(str, paths), str(paths[2])]
+    for record, p in zip(doc["inputs"], [*paths, paths[2]], strict=True):
+        check_record(record, p)
+    one_error(cli("merge", "--report", paths[0], "-o", tmp_path / "n.model", tmp_path / "in" / "*.model"),
+              str(paths[0]), "is also an input")  # fmt: skip
