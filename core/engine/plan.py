@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import numpy as np
@@ -39,12 +39,8 @@ from ..contract.stack import ModelInfo, StackEntry
 from ..errors import IncompatibleModelsError, MergeError, PluginError, VWMergeError
 from ..format.header import READER_CHANGES, Header
 from ..format.options import Options
+from ..model.workspace import Workspace, implied_options
 from .partial import supports_partial
-
-from ..model.workspace import implied_options
-
-if TYPE_CHECKING:
-    from ..model.workspace import Workspace
 
 #: What a plan can do with one reduction (see the module docstring).
 ACTIONS = ("merge", "merge deltas", "keep", "none", "error")
