@@ -24,7 +24,7 @@ from ..model import files
 from ..model.inputs import expand_inputs, expand_one, shown
 from ..model.workspace import Workspace, load, scan
 from .merging import execute, log_warnings, prepare
-from .plan import MergePlan, Outcome, unfinished_plan
+from .plan import MergePlan, Outcome, check_weight_values, unfinished_plan
 from .report import MergeReport
 from .streaming import merge_files
 
@@ -154,6 +154,8 @@ def check_request(request: MergeRequest) -> None:
             f"--models-from lists: {shown(request.inputs)}); give exactly one weight per model, in the same order",
             source="--weights",
         )
+    if request.weights is not None:
+        check_weight_values(request.weights, request.inputs, "--weights")
     if request.output is not None:
         check_output(request.output, request)
 

@@ -206,6 +206,20 @@ def _vw_count_weights(counts: Sequence[float]) -> np.ndarray:
         return (c / s).astype(np.float32)
 
 
+def check_weight_values(weights: Sequence[float], names: Sequence[str], option: str) -> None:
+    """Every weight finite and their sum positive; the error names ``option`` and the model."""
+    for w, name in zip(weights, names, strict=False):
+        if not math.isfinite(w):
+            raise MergeError(
+                f"weight {w} for {name} is not a finite number; give one finite number per model", source=option
+            )
+    total = math.fsum(weights)
+    if not total > 0:
+        raise MergeError(
+            f"the weights of {', '.join(names)} sum to {total:g}; their sum must be positive", source=option
+        )
+
+
 def model_weights(
     registry: Registry,
     models: Sequence[Workspace],
@@ -218,13 +232,11 @@ def model_weights(
     if weights is not None:
         w = np.array([float(x) for x in weights], dtype=np.float64)
         if len(w) != n:
-            raise MergeError(f"{len(w)} weights given for {n} models; give exactly one weight per model")
-        bad = [i for i, x in enumerate(w) if not math.isfinite(x)]
-        if bad:
-            raise MergeError(f"weight {w[bad[0]]} for {models[bad[0]].source} is not a finite number")
+            raise MergeError(
+                f"{len(w)} weights given for {n} models; give exactly one weight per model", source="weights"
+            )
+        check_weight_values(w.tolist(), [m.source or f"model {i + 1}" for i, m in enumerate(models)], "weights")
         total = float(w.sum())
-        if total <= 0:
-            raise MergeError(f"the weights sum to {total:g}; their sum must be positive")
         vals = w / total if normalize else w
         return ModelWeights(vals, True, vals.astype(np.float32), tuple(w.tolist())), ()
 

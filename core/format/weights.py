@@ -59,13 +59,8 @@ class WeightTable:
         index = rows["i"]
         ascending = _strictly_ascending(index)  # VW's dense writer writes rows in order
         table = cls(index, rows["v"], bits, columns, ascending=ascending)
-        if check and len(table) and bits < 64:
-            top = int(index[-1] if ascending else index.max())
-            if top >= (1 << bits):
-                raise r.fail(
-                    f"corrupt weights: row index {top} is not below 2^{bits} = {1 << bits} "
-                    "(wrong bits in the header, or a damaged file)"
-                )
+        if check and len(table):
+            _check_top(r, int(index[-1] if ascending else index.max()), bits)
         return table
 
     @classmethod
@@ -75,8 +70,12 @@ class WeightTable:
 
         The empty table is shared by every model scanned with the same bits and columns (a merge
         of thousands of models keeps every scanned model; its arrays are read-only and hold
-        nothing)."""
-        _rows_to_end(r, bits, columns)
+        nothing). The last row's index is checked against 2^bits: VW writes rows in ascending
+        order, so in a file VW wrote it is the largest, and reading it touches only the file's
+        last page."""
+        rows = _rows_to_end(r, bits, columns)
+        if len(rows):
+            _check_top(r, int(rows["i"][-1]), bits)
         return _empty_shared(bits, columns)
 
     def write(self, w: Writer, chunk_rows: int = 1 << 20) -> None:
@@ -165,6 +164,15 @@ class WeightTable:
 def _rows_to_end(r: Reader, bits: int, columns: tuple[str, ...]) -> np.ndarray:
     layout = f"{len(columns)} float column(s) {', '.join(columns)}"
     return r.rows_to_end(row_dtype(bits, len(columns)), "weights", layout)
+
+
+def _check_top(r: Reader, top: int, bits: int) -> None:
+    """Reject a row index (the largest, or the last) that does not fit in ``bits``."""
+    if bits < 64 and top >= (1 << bits):
+        raise r.fail(
+            f"corrupt weights: row index {top} is not below 2^{bits} = {1 << bits} "
+            "(wrong bits in the header, or a damaged file)"
+        )
 
 
 def _strictly_ascending(index: np.ndarray) -> bool:

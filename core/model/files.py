@@ -142,6 +142,9 @@ def remote_head(target: str, head: int, total: int) -> memoryview:
     fs, path = _fsspec(target)
     buf = mmap.mmap(-1, max(total, 1))
     buf[:head] = fs.cat_file(path, start=0, end=head)
+    if head < total:  # and the last row, whose index the scan checks against 2^bits
+        tail = min(total - head, 4096)
+        buf[total - tail : total] = fs.cat_file(path, start=total - tail, end=total)
     return memoryview(buf)
 
 
