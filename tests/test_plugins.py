@@ -446,3 +446,84 @@ def test_blocked_builtins_stay_blocked_without_metadata(models: Models, tmp_path
     )  # fmt: skip
     assert run.returncode == 1
     assert "no plugin provides a base learner" in run.stderr
+
+
+# --- a third-party plugin that fails to import ----------------------------------------------------
+
+BROKEN_DIST, BROKEN_EP = "vwmerge-broken-plugin", "broken_ccb"
+
+
+@pytest.fixture(scope="module")
+def broken_plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real installed distribution (dist-info with its ``vwmerge`` entry point, found through
+    ``sys.path``) whose module raises on import, as a package with a missing dependency does."""
+    root = tmp_path_factory.mktemp("broken_plugin")
+    info = root / "vwmerge_broken_plugin-0.3.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {BROKEN_DIST}\nVersion: 0.3.0\n")
+    (info / "entry_points.txt").write_text(f"[vwmerge]\n{BROKEN_EP} = vwmerge_broken_plugin\n")
+    (root / "vwmerge_broken_plugin.py").write_text("import vwmerge\nimport a_dependency_that_is_not_installed\n")
+    return root
+
+
+def _broken_env(root: Path, *, block: str = "") -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH", "")]))
+    env[BLOCK_ENV] = ",".join(filter(None, [env.get(BLOCK_ENV, ""), block]))
+    return env
+
+
+def _human_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if not line.startswith("{")]
+
+
+def _events(stderr: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+
+
+def test_broken_plugin_is_listed_and_warned_once(broken_plugin_dir: Path) -> None:
+    done = _vwmerge("plugins", env=_broken_env(broken_plugin_dir))
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert _human_lines(done.stderr) == []
+    (warning,) = [e for e in _events(done.stderr) if e["event"] == "plugin_not_loaded"]
+    assert warning["level"] == "warning"
+    assert warning["entry_point"] == f"{BROKEN_EP} = vwmerge_broken_plugin"
+    assert warning["distribution"] == f"{BROKEN_DIST} 0.3.0"
+    assert "a_dependency_that_is_not_installed" in warning["error"]
+    # the others are all still there, the broken one is marked
+    healthy = json.loads(_vwmerge("plugins", "--json", env=dict(os.environ)).stdout)
+    assert done.stdout.startswith(f"{len(healthy['plugins'])} plugins loaded from the 'vwmerge' entry-point group, 1 ")
+    assert f"{BROKEN_EP}  ({BROKEN_DIST} 0.3.0, third-party, NOT LOADED)" in done.stdout
+    for p in healthy["plugins"]:
+        assert f"\n{p['name']}  (" in done.stdout
+    doc = json.loads(_vwmerge("plugins", "--json", env=_broken_env(broken_plugin_dir)).stdout)
+    assert [p["name"] for p in doc["plugins"]] == [p["name"] for p in healthy["plugins"]]
+    (entry,) = doc["broken"]
+    assert entry["name"] == BROKEN_EP and entry["distribution"] == BROKEN_DIST and entry["version"] == "0.3.0"
+    assert entry["error"].startswith("ModuleNotFoundError: ")
+
+
+def test_merge_that_does_not_need_the_broken_plugin_works(
+    models: Models, broken_plugin_dir: Path, tmp_path: Path
+) -> None:
+    paths = models.inputs(ARGS, 2)
+    out = tmp_path / "merged.model"
+    done = _vwmerge("merge", "-o", str(out), *map(str, paths), env=_broken_env(broken_plugin_dir))
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert [e["event"] for e in _events(done.stderr) if e["level"] == "warning"] == ["plugin_not_loaded"]
+    assert out.read_bytes() == vwmerge.merge([vwmerge.load(p) for p in paths]).to_bytes()
+
+
+def test_merge_that_needs_the_broken_plugin_names_it(models: Models, broken_plugin_dir: Path, tmp_path: Path) -> None:
+    """The built-in ``ccb`` plugin is blocked, so the broken package is the only candidate left."""
+    paths = models.inputs("--ccb_explore_adf", 2)
+    for command in (["merge", "-o", str(tmp_path / "m.model")], ["check"]):
+        done = _vwmerge(*command, *map(str, paths), env=_broken_env(broken_plugin_dir, block="ccb"))
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        (line,) = _human_lines(done.stderr)
+        assert line.startswith(f"Error: {paths[0]}: the model uses option --"), line
+        assert f"plugin '{BROKEN_EP}' ({BROKEN_DIST} 0.3.0" in line and "ModuleNotFoundError" in line
+    assert list(tmp_path.iterdir()) == []

@@ -381,5 +381,5 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
     """
     with user_errors(ctx):
         registry = default_registry()
-    doc = plugins_document(registry.plugins(), registry.overrides)
+    doc = plugins_document(registry.plugins(), registry.overrides, registry.broken)
     click.echo(to_json(doc) if as_json else render_plugins(doc))

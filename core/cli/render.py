@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..contract.registry import PluginInfo
+from ..contract.registry import BrokenPlugin, PluginInfo
 from ..engine.pipeline import DryRun
 
 
@@ -249,7 +249,11 @@ def render_plan(run: DryRun) -> str:
 
 # --------------------------------------------------------------------------------------------
 # plugins
-def plugins_document(infos: Sequence[PluginInfo], overrides: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
+def plugins_document(
+    infos: Sequence[PluginInfo],
+    overrides: Sequence[tuple[str, str, str]],
+    broken: Sequence[BrokenPlugin] = (),
+) -> dict[str, Any]:
     return {
         "plugins": [
             {
@@ -263,12 +267,24 @@ def plugins_document(infos: Sequence[PluginInfo], overrides: Sequence[tuple[str,
             for p in infos
         ],
         "overrides": [{"reduction": r, "plugin": w, "overridden": lo} for r, w, lo in overrides],
+        "broken": [
+            {
+                "name": b.name,
+                "entry_point": f"{b.name} = {b.value}",
+                "distribution": b.distribution,
+                "version": b.version,
+                "error": b.error,
+            }
+            for b in broken
+        ],
     }
 
 
 def render_plugins(doc: Mapping[str, Any]) -> str:
     plugins = doc["plugins"]
-    lines = [f"{len(plugins)} plugins loaded from the 'vwmerge' entry-point group"]
+    broken = doc.get("broken", [])
+    head = f"{len(plugins)} plugins loaded from the 'vwmerge' entry-point group"
+    lines = [head + (f", {len(broken)} could not be loaded" if broken else "")]
     for p in plugins:
         origin = "built-in" if p["builtin"] else "third-party"
         lines += ["", f"{p['name']}  ({dist_text(p['distribution'], p['version'])}, {origin})"]
@@ -277,6 +293,13 @@ def render_plugins(doc: Mapping[str, Any]) -> str:
             pieces = textwrap.wrap(text, 84, break_on_hyphens=False)
             lines.append(f"  {label:<10}  {pieces[0]}")
             lines += [f"  {'':<10}  {piece}" for piece in pieces[1:]]
+    for b in broken:
+        lines += [
+            "",
+            f"{b['name']}  ({dist_text(b['distribution'], b['version'])}, third-party, NOT LOADED)",
+            f"  {'error':<10}  {b['error']}",
+            f"  {'entry point':<10}  {b['entry_point']}",
+        ]
     lines += ["", "overrides"]
     if doc["overrides"]:
         lines += [f"  {o['reduction']}: plugin '{o['plugin']}' overrides '{o['overridden']}'" for o in doc["overrides"]]

@@ -10,6 +10,7 @@ the owning plugin's hook only.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from collections.abc import Iterable
@@ -57,8 +58,9 @@ def _is_builtin_module(plugin: object, name: str) -> bool:
 
 def register_builtins(pm: pluggy.PluginManager) -> None:
     """Register every built-in the entry points did not (no metadata), unless blocked."""
+    broken = {b.name for b in getattr(pm, "broken", ())}  # reported already, not imported twice
     for name in DEFAULT_PLUGINS:
-        if pm.get_plugin(name) is not None or pm.is_blocked(name):
+        if pm.get_plugin(name) is not None or pm.is_blocked(name) or name in broken:
             continue
         module = importlib.import_module(f"{BUILTIN_PACKAGE}.{name}")
         if not pm.is_registered(module):
@@ -90,13 +92,93 @@ def _declared_specs(plugin_name: str, declared: object) -> list[ReductionSpec]:
     return specs
 
 
-def make_plugin_manager(*, autoload: bool = True, extra: Iterable[tuple[Any, str]] = ()) -> pluggy.PluginManager:
-    pm = pluggy.PluginManager("vwmerge")
+@attrs.frozen
+class BrokenPlugin:
+    """An entry point of the ``vwmerge`` group that could not be loaded (and is left out)."""
+
+    name: str  #: the entry point's name
+    value: str  #: what it points at (``module`` or ``module:object``)
+    distribution: str
+    version: str
+    error: str  #: ``ExceptionType: message``, one line
+
+    def describe(self) -> str:
+        return (
+            f"plugin '{self.name}' ({self.distribution} {self.version}, entry point {self.name} = "
+            f"{self.value}) could not be loaded: {self.error}"
+        )
+
+
+@attrs.frozen
+class _Dist:
+    """What :meth:`PluginManager.list_plugin_distinfo` reports of a plugin's distribution."""
+
+    project_name: str
+    version: str
+
+
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager, plus the entry points that failed to load (:attr:`broken`)."""
+
+    def __init__(self, project_name: str) -> None:
+        super().__init__(project_name)
+        self.broken: list[BrokenPlugin] = []
+        self._loaded: list[tuple[Any, _Dist]] = []
+
+    def list_plugin_distinfo(self) -> list[tuple[Any, Any]]:
+        return [*super().list_plugin_distinfo(), *self._loaded]
+
+    def load_entrypoints_safely(self, group: str) -> int:
+        """pluggy's ``load_setuptools_entrypoints``, except that a plugin that fails to import or
+        register is recorded in :attr:`broken` and logged as one warning instead of raising:
+        one broken package must not take every command down with it."""
+        import importlib.metadata
+
+        count = 0
+        for dist in list(importlib.metadata.distributions()):
+            for ep in dist.entry_points:
+                if ep.group != group or self.get_plugin(ep.name) or self.is_blocked(ep.name):
+                    continue
+                try:
+                    plugin = ep.load()
+                    self.register(plugin, name=ep.name)
+                except Exception as e:  # any failure of third-party code: import, hook validation
+                    with contextlib.suppress(Exception):
+                        if self.has_plugin(ep.name):
+                            self.unregister(name=ep.name)
+                    self._broken(ep, dist, e)
+                    continue
+                self._loaded.append((plugin, _Dist(dist.metadata["Name"] or "", dist.version or "")))
+                count += 1
+        return count
+
+    def _broken(self, ep: Any, dist: Any, exc: BaseException) -> None:
+        message = " ".join(str(exc).split()) or "(no message)"
+        broken = BrokenPlugin(
+            ep.name,
+            ep.value,
+            dist.metadata["Name"] or "(unknown distribution)",
+            dist.version or "",
+            f"{type(exc).__name__}: {message}",
+        )
+        self.broken.append(broken)
+        log.warning(
+            "plugin_not_loaded",
+            plugin=broken.name,
+            entry_point=f"{broken.name} = {broken.value}",
+            distribution=f"{broken.distribution} {broken.version}".strip(),
+            error=broken.error,
+            hint=f"its reductions are unavailable; fix or uninstall the package, or set {BLOCK_ENV}={broken.name}",
+        )
+
+
+def make_plugin_manager(*, autoload: bool = True, extra: Iterable[tuple[Any, str]] = ()) -> PluginManager:
+    pm = PluginManager("vwmerge")
     pm.add_hookspecs(hookspecs)
     for name in filter(None, (n.strip() for n in os.environ.get(BLOCK_ENV, "").split(","))):
         pm.set_blocked(name)
     if autoload:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        pm.load_entrypoints_safely(ENTRY_POINT_GROUP)
         register_builtins(pm)
     for plugin, name in extra:
         pm.register(plugin, name=name)
@@ -109,6 +191,8 @@ class Registry:
 
     def __init__(self, pm: pluggy.PluginManager, *, extra_dists: dict[str, str] | None = None) -> None:
         self.pm = pm
+        #: entry points that failed to load (see :class:`PluginManager`); listed, never called
+        self.broken: tuple[BrokenPlugin, ...] = tuple(getattr(pm, "broken", ()))
         self._dists: dict[str, tuple[str, str]] = {}
         for plugin, dist in pm.list_plugin_distinfo():
             name = pm.get_name(plugin) or repr(plugin)
@@ -186,6 +270,13 @@ class Registry:
             known |= spec.known_options()
         unknown = [n for n in options.names() if n not in known]
         if unknown:
+            if self.broken:
+                raise PluginError(
+                    f"the model uses option --{unknown[0]}, which no loaded vwmerge plugin understands; "
+                    + "; ".join(b.describe() for b in self.broken)
+                    + " (it may be the one that provides it)",
+                    source=source,
+                )
             raise PluginError(
                 f"the model uses option --{unknown[0]}, which no installed vwmerge plugin "
                 "understands; install a plugin that provides this reduction (see 'vwmerge plugins')",
