@@ -53,12 +53,19 @@ def _json_event(line: str) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) and "event" in obj else None
 
 
+def console_script() -> str:
+    """The ``vwmerge`` script installed beside the interpreter under test (never one on PATH)."""
+    script = shutil.which("vwmerge", path=str(Path(sys.executable).parent))
+    assert script is not None, f"no vwmerge console script beside {sys.executable}"
+    return script
+
+
 def vwmerge_cli(*args: str | Path, script: bool = False, cwd: Path | None = None) -> Run:
     """``python -m vwmerge ARGS`` (or the installed ``vwmerge`` console script) in a subprocess.
 
     stderr is a pipe, so the default ``--log-format auto`` logs JSON lines there.
     """
-    exe = [shutil.which("vwmerge") or "vwmerge"] if script else [sys.executable, "-m", "vwmerge"]
+    exe = [console_script()] if script else [sys.executable, "-m", "vwmerge"]
     proc = subprocess.run(
         [*exe, *map(str, args)], capture_output=True, text=True, timeout=300, cwd=cwd, stdin=subprocess.DEVNULL
     )
@@ -93,6 +100,7 @@ class CliModels:
     truncated: Path
     bad_checksum: Path
     directory: Path
+    high_row: Path
 
     @property
     def inputs(self) -> list[Path]:
@@ -100,7 +108,10 @@ class CliModels:
 
     @property
     def all_files(self) -> list[Path]:
-        return [self.a, self.b, self.c, self.bits17, self.other_options, self.truncated, self.bad_checksum]
+        return [
+            *(self.a, self.b, self.c, self.bits17, self.other_options, self.truncated, self.bad_checksum),
+            self.high_row,
+        ]
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +130,13 @@ def cli_models(models: Models, tmp_path_factory: pytest.TempPathFactory) -> CliM
     bad_checksum.write_bytes(bytes(corrupt))
     directory = root / "a_directory.model"
     directory.mkdir()
-    return CliModels(a, b, c, bits17, other, truncated, bad_checksum, directory)
+    # An 18-bit model whose last row (VW writes rows in ascending order) has index 2^20.
+    table = gd_table(a)
+    row = table.values.shape[1] * 4 + 4
+    assert table.bits == 18 and data[-row : -row + 4] == int(table.index[-1]).to_bytes(4, "little")
+    high_row = root / "high_row.model"
+    high_row.write_bytes(data[:-row] + (1 << 20).to_bytes(4, "little") + data[-row + 4 :])
+    return CliModels(a, b, c, bits17, other, truncated, bad_checksum, directory, high_row)
 
 
 def gd_table(path: Path) -> vwmerge.WeightTable:
@@ -370,7 +387,22 @@ ERRORS: dict[str, ErrorCase] = {
         ["merge", "-o", out, "--weights", "1,2,3", m.a, m.b],
         ["--weights", "3 weights", "2 models"],
     ),
-    "non-finite weight": lambda m, out: (["merge", "-o", out, "--weights", "inf,1", m.a, m.b], [m.a.name, "finite"]),
+    "non-finite weight": lambda m, out: (
+        ["merge", "-o", out, "--weights", "inf,1", m.a, m.b],
+        ["--weights: ", m.a.name, "finite"],
+    ),
+    "nan weight": lambda m, out: (
+        ["merge", "-o", out, "--weights", "1,nan", m.a, m.b],
+        ["--weights: ", m.b.name, "nan"],
+    ),
+    "weights sum to zero": lambda m, out: (
+        ["merge", "-o", out, "--weights", "0,0", m.a, m.b],
+        ["--weights: ", m.a.name, m.b.name, "sum to 0"],
+    ),
+    "row index beyond bits": lambda m, out: (
+        ["merge", "-o", out, m.a, m.high_row],
+        [m.high_row.name, f"row index {1 << 20} is not below 2^18"],
+    ),
     "output is an input": lambda m, out: (["merge", "-o", m.b, m.a, m.b], [m.b.name, "refusing to overwrite"]),
     "output is the base": lambda m, out: (
         ["merge", "-o", m.a, "--base", m.a, m.b],
@@ -395,6 +427,19 @@ def test_error_is_one_line_and_leaves_nothing(case: str, cli_models: CliModels, 
     assert run.stdout == ""
     assert list(tmp_path.iterdir()) == []  # no output, no temporary file
     assert snapshot(cli_models.all_files) == before  # inputs untouched (bytes and mtime)
+
+
+@pytest.mark.parametrize("case", [c for c in ERRORS if not c.startswith("inspect")])
+def test_check_fails_exactly_like_the_merge(case: str, cli_models: CliModels, tmp_path: Path) -> None:
+    """docs/cli.md: the exit status of check is the one the merge would have, with its Error line."""
+    args, needles = ERRORS[case](cli_models, tmp_path / "out.model")
+    assert args[0] == "merge"
+    merged = assert_one_error(vwmerge_cli(*args), *map(str, needles))
+    for dry in (["check", *args[1:]], [*args, "--dry-run"]):
+        run = vwmerge_cli(*dry)
+        assert assert_one_error(run, *map(str, needles)) == merged
+        assert f"result: ERROR: {merged.removeprefix('Error: ')}" in run.stdout or run.stdout == ""
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_output_hard_linked_to_an_input_is_refused(cli_models: CliModels, tmp_path: Path) -> None:

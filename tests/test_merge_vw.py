@@ -266,5 +266,8 @@ def test_explicit_weights_predict_the_weighted_average(models: Models, tmp_path:
 )
 def test_bad_explicit_weights_are_refused(models: Models, weights: list[float], message: str) -> None:
     inputs = [vwmerge.load(p) for p in models.inputs("", 2)]
-    with pytest.raises(vwmerge.MergeError, match=message):
+    with pytest.raises(vwmerge.MergeError, match=message) as caught:
         vwmerge.merge(inputs, weights=weights)
+    assert str(caught.value).startswith("weights: ")  # the argument, and the model where it is one
+    if "finite" in message:
+        assert str(inputs[[math.isfinite(w) for w in weights].index(False)].source) in str(caught.value)
