@@ -309,10 +309,13 @@ def check_command(
       vwmerge check --weights 3,1 --json a.model b.model
       vwmerge check --models-from round7.txt 'extra/*.model'
 
-    Reads each file's header and reduction sections but not its weight rows, so it takes the
-    same short time for any model size. Prints the stack (top to bottom) with the plugin that
-    merges each reduction, what will only warn and why, each model's weight, and the first
-    error. Exits 1 exactly when a merge would fail.
+    Reads each file's header and reduction sections but not its weight rows (only the last
+    row's index, checked against 2^bits), so it takes the same short time for any model size.
+    Prints the stack (top to bottom) with the plugin that merges each reduction, what will only
+    warn and why, each model's weight, and the first error. Exits 1 when the merge would fail
+    on anything those decide (files, headers, sections, compatibility, weights, base, plugins,
+    OUT); damage inside the weight rows and write errors show only in the merge ('vwmerge
+    inspect' reads every row).
     """
     _check(ctx, _request(ctx, models, models_from, output, base, weights, normalize, vw_options), as_json)
 
