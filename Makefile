@@ -1,7 +1,7 @@
 # Developer entry points. `make test` is the README's test command and what .ci/run calls.
 PYTHON ?= python3
 
-.PHONY: install test lint typecheck bench quality examples
+.PHONY: install test lint typecheck bench quality examples mutation
 
 install:
 	$(PYTHON) -m pip install -q -e '.[test,dask]' ./tests/plugin_pkg
@@ -28,3 +28,8 @@ quality:
 
 examples:
 	$(PYTHON) examples/make_examples.py
+
+# Plant each bug of tests/mutation/mutants.py in a copy of the tree and run the tests that should
+# catch it (docs/testing.md). MUTANTS="id ..." runs some of them.
+mutation:
+	$(PYTHON) tests/mutation/run.py $(MUTANTS)

@@ -497,6 +497,12 @@ def test_broken_plugin_is_listed_and_warned_once(broken_plugin_dir: Path) -> Non
     assert f"{BROKEN_EP}  ({BROKEN_DIST} 0.3.0, third-party, NOT LOADED)" in done.stdout
     for p in healthy["plugins"]:
         assert f"\n{p['name']}  (" in done.stdout
+    # docs/cli.md shows this listing (a text block: the broken package is made here, not there)
+    cli_md = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
+    shown = cli_md.split(f"```text\n{BROKEN_EP}  (", 1)[1].split("```", 1)[0]
+    assert f"{BROKEN_EP}  ({shown}" in done.stdout
+    head = done.stdout.splitlines()[0]
+    assert f"`{head}`" in " ".join(cli_md.split())
     doc = json.loads(_vwmerge("plugins", "--json", env=_broken_env(broken_plugin_dir)).stdout)
     assert [p["name"] for p in doc["plugins"]] == [p["name"] for p in healthy["plugins"]]
     (entry,) = doc["broken"]
