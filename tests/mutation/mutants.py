@@ -33,7 +33,8 @@ TESTS = {
     "stream": ("tests/test_streaming.py",),
     "write": ("tests/test_write_failures.py",),
     "extremes": ("tests/test_extremes.py",),
-    "cli-errors": ("tests/test_cli.py", "-k", "error or check or refused or hard_linked"),
+    "cli-check": ("tests/test_cli.py", "-k", "check_fails and (row or weight or bits)"),
+    "cli-output": ("tests/test_cli.py", "-k", "(error_is_one_line and output) or hard_linked"),
     "cb": ("tests/test_cb_reductions.py",),
 }
 
@@ -100,7 +101,7 @@ MUTANTS = [
         "        if Path(a).resolve() == Path(b).resolve():\n            return True\n",
         "        pass\n",
         "OUT equal to an input path is not refused (only hard links are)",
-        ("cli-errors",),
+        ("cli-output",),
     ),
     # -- format: binio, header, weights ---------------------------------------------------------
     Mutant(
@@ -122,7 +123,7 @@ MUTANTS = [
         "        if self.remaining % dt.itemsize:",
         "        if False:",
         "a truncated last weight row is silently dropped",
-        ("format", "cli-errors"),
+        ("format", "cli-check"),
     ),
     Mutant(
         "binio-bool", "binio",
@@ -136,7 +137,7 @@ MUTANTS = [
         "            if stored != header.checksum():",
         "            if False:",
         "the header checksum is not verified",
-        ("format", "cli-errors"),
+        ("format", "cli-check"),
     ),
     Mutant(
         "header-checksum-order", "header",
@@ -164,14 +165,14 @@ MUTANTS = [
         "    if bits < 64 and top >= (1 << bits):",
         "    if bits < 64 and top > (1 << bits):",
         "row index 2^bits is accepted",
-        ("format", "cli-errors"),
+        ("format", "cli-check"),
     ),
     Mutant(
         "weights-skip-unchecked", "weights",
         "        if len(rows):\n            _check_top(r, int(rows[\"i\"][-1]), bits)\n",
         "        pass\n",
         "the dry run does not check the last row's index (check says OK, the merge fails)",
-        ("cli-errors",),
+        ("cli-check",),
     ),
     Mutant(
         "weights-ascending-nonstrict", "weights",
@@ -230,7 +231,7 @@ MUTANTS = [
         "        if not math.isfinite(w):",
         "        if False:",
         "non-finite weights are accepted",
-        ("merge", "cli-errors"),
+        ("merge", "cli-check"),
     ),
     Mutant(
         "merging-min-label", "merging",
@@ -251,7 +252,7 @@ MUTANTS = [
         "    if other.header.bits != first.header.bits:",
         "    if False:",
         "models with different bits are merged",
-        ("merge", "cli-errors"),
+        ("merge", "cli-check"),
     ),
     Mutant(
         "merging-vw-count-weights", "merging",
