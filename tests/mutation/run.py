@@ -168,7 +168,10 @@ def main() -> int:
         print(f"baseline: {len(subsets)} test subsets on the unmutated copy", flush=True)
         for subset in subsets:
             ok, secs, tail = run_tests(tree, env, subset, args.timeout)
-            print(f"  {subset:12} {'pass' if ok else 'FAIL'}  {secs:6.1f} s  {tail if tail.startswith('no ') else ''}")
+            print(
+                f"  {subset:12} {'pass' if ok else 'FAIL'}  {secs:6.1f} s  {tail if tail.startswith('no ') else ''}",
+                flush=True,
+            )
             if args.rev is None and tail.startswith("no "):
                 raise SystemExit(f"the subset {subset} runs no tests: fix TESTS in mutants.py")
             if not ok:
