@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -137,6 +138,8 @@ def main() -> int:
         "--rev", help="run on this commit's code and tests instead (mutants whose snippet it lacks are skipped)"
     )
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C: the running pytest is killed, the copy of the tree removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     chosen = [m for m in MUTANTS if not args.ids or m.id in args.ids]
     if args.list:
         for m in MUTANTS:
