@@ -38,8 +38,8 @@ from pathlib import Path
 import attrs
 import pytest
 import vowpalwabbit
-from conftest import EXAMPLE_PLUGIN_ENTRY_POINT
-from vwmerge.registry import BLOCK_ENV
+from helpers.models import EXAMPLE_PLUGIN_ENTRY_POINT
+from vwmerge.contract.registry import BLOCK_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

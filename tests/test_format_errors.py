@@ -14,7 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import attrs
+import numpy as np
 import pytest
+import vowpalwabbit
 import vwmerge
 from helpers.models import Models
 from vwmerge.format.binio import Reader
@@ -142,6 +144,33 @@ def test_wide_row_index_not_below_2_to_the_bits(models: Models, tmp_path: Path) 
     _load_fails(tmp_path, "index64.model", damaged, f"row index {(1 << 31) + 5} is not below 2^31")
 
 
+def test_a_duplicate_row_the_later_wins_as_in_vw(default_model: Layout, tmp_path: Path) -> None:
+    """A row index written twice (not by VW's dense writer, but VW reads it): VW's reading stores
+    each row in place, so the later copy wins; vwmerge's canonical rows must say the same."""
+    data = default_model.data
+    row = 4 + 3 * 4
+    last = data[-row:]
+    index = struct.unpack_from("<I", last)[0]
+    changed = last[:4] + struct.pack("<3f", 0.5, 2.0, 1.25)
+    path = tmp_path / "dup.model"
+    path.write_bytes(data + changed)  # the last row again, with other values, after it
+    table = vwmerge.load(path).state("gd").table.canonical()
+    assert len(np.unique(table.index)) == len(table.index)
+    mine = table.values[np.searchsorted(table.index, index)]
+    assert mine.tolist() == [0.5, 2.0, 1.25]
+    # VW itself: load and save it; its dense writer writes each row once, with what it read last
+    resaved = tmp_path / "vw.model"
+    vw = vowpalwabbit.Workspace(f"-i {path} --quiet --preserve_performance_counters", enable_logging=False)
+    try:
+        vw.save(str(resaved))
+    finally:
+        vw.finish()
+    theirs = vwmerge.load(resaved).state("gd").table.canonical()
+    assert np.array_equal(theirs.index, table.index) and np.array_equal(theirs.values, table.values)
+    merged = vwmerge.merge([vwmerge.load(path), vwmerge.load(path)], weights=[1, 1])
+    assert np.array_equal(merged.state("gd").table.canonical().values, table.values)
+
+
 @pytest.mark.parametrize("bits", [200, 0])
 def test_absurd_bits(default_model: Layout, tmp_path: Path, bits: int) -> None:
     _load_fails(tmp_path, f"bits{bits}.model", _with_header(default_model, bits=bits), f"bits = {bits} is out of range")
@@ -171,7 +200,19 @@ CLAIMS: dict[str, tuple[Callable[[Layout], bytes], tuple[str, ...]]] = {
     "id-513": (lambda lay: _splice(lay.data, 11, _u32(513)), ("id length 513",)),
     "ngrams-2^30": (lambda lay: _splice(lay.data, 0x21, _u32(1 << 30)), ("ngram", str(1 << 30))),
     "skips-2^30": (lambda lay: _splice(lay.data, 0x25, _u32(1 << 30)), ("skip", str(1 << 30))),
+    # fewer ngrams than bytes left, but not 3 bytes each: the count is checked in bytes, not items
+    "ngrams-one-too-many": (
+        lambda lay: _splice(lay.data, 0x21, _u32(_one_too_many(lay))),
+        ("ngram claims", "items"),
+    ),
 }
+
+
+def _one_too_many(lay: Layout) -> int:
+    remaining = len(lay.data) - 0x25
+    n = remaining // 3 + 1
+    assert n <= remaining < 3 * n
+    return n
 
 
 @pytest.mark.parametrize("case", sorted(CLAIMS))

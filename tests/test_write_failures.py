@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 import vwmerge
-import vwmerge.streaming
-from vwmerge import fs
-from vwmerge.binio import Writer
-from vwmerge.weights import WeightTable
+from vwmerge.engine.streaming import merge_files
+from vwmerge.format.binio import Writer
+from vwmerge.format.weights import WeightTable
+from vwmerge.model.workspace import write_workspace
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 INPUTS = [EXAMPLES / f"day{i}.model" for i in (1, 2, 3)]
@@ -128,7 +128,7 @@ def test_exception_inside_the_writer(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert out.read_bytes() == OLD
     assert _leftovers(tmp_path) == []
     with pytest.raises(type(exc)):
-        vwmerge.streaming.merge_files([str(p) for p in INPUTS], str(out))
+        merge_files([str(p) for p in INPUTS], str(out))
     assert out.read_bytes() == OLD
     assert _leftovers(tmp_path) == []
 
@@ -142,7 +142,7 @@ def test_exception_inside_the_writer_to_a_url(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(WeightTable, "write", _failing_rows(Boom("midway")))
     try:
         with pytest.raises(Boom):
-            fs.write_workspace(url, merged)
+            write_workspace(url, merged)
         assert memfs.cat("/write-failures/out.model") == OLD
         assert [p.rsplit("/", 1)[-1] for p in memfs.ls("/write-failures", detail=False)] == ["out.model"]
     finally:

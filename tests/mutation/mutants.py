@@ -13,14 +13,14 @@ import attrs
 
 #: Logical module -> file, relative to the repository root.
 FILES = {
-    "merging": "core/merging.py",
-    "pipeline": "core/pipeline.py",
-    "partial": "core/partial.py",
-    "weights": "core/weights.py",
-    "binio": "core/binio.py",
-    "header": "core/header.py",
-    "murmur": "core/murmur.py",
-    "fs": "core/fs.py",
+    "merging": "core/engine/merging.py",
+    "pipeline": "core/engine/pipeline.py",
+    "partial": "core/engine/rowsums.py",
+    "weights": "core/format/weights.py",
+    "binio": "core/format/binio.py",
+    "header": "core/format/header.py",
+    "murmur": "core/format/murmur.py",
+    "fs": "core/model/files.py",
     "gd": "plugins/gd.py",
     "cb_explore": "plugins/cb_explore.py",
     "baseline_challenger": "plugins/baseline_challenger.py",
@@ -98,9 +98,9 @@ MUTANTS = [
     ),
     Mutant(
         "pipeline-overwrite-input", "pipeline",
-        "        if Path(a).resolve() == Path(b).resolve():\n            return True\n",
-        "        pass\n",
-        "OUT equal to an input path is not refused (only hard links are)",
+        "    for src in request.inputs:\n        if _same_file(output, src):",
+        "    for src in request.inputs[:0]:\n        if _same_file(output, src):",
+        "OUT may be one of the inputs: the merge overwrites its own input",
         ("cli-output",),
     ),
     # -- format: binio, header, weights ---------------------------------------------------------
@@ -278,8 +278,8 @@ MUTANTS = [
     ),
     Mutant(
         "partial-finish-nan", "partial",
-        "            present = vals[0] != 0",
-        "            present = vals[0] > 0",
+        "            present: np.ndarray = vals[0] != 0",
+        "            present: np.ndarray = vals[0] > 0",
         "merged rows with a negative first column are dropped",
         ("stream",),
     ),
