@@ -131,6 +131,8 @@ MUTANTS = [
         "            return value == 1\n",
         "a bool byte other than 0/1 reads as false",
         ("format",),
+        equivalent="VW writes only 0 and 1, and reads another byte into a C++ bool (undefined behaviour): "
+        "there is no oracle for such a file, and no test has one",
     ),
     Mutant(
         "header-no-checksum", "header",
