@@ -26,6 +26,19 @@ FILES = {
     "baseline_challenger": "plugins/baseline_challenger.py",
 }
 
+#: The same modules before the re-layering (commit c26f716 and older), for ``run.py --rev``.
+FILES_FLAT = {
+    **FILES,
+    "merging": "core/merging.py",
+    "pipeline": "core/pipeline.py",
+    "partial": "core/partial.py",
+    "weights": "core/weights.py",
+    "binio": "core/binio.py",
+    "header": "core/header.py",
+    "murmur": "core/murmur.py",
+    "fs": "core/fs.py",
+}
+
 #: Named test subsets (pytest arguments), each a few seconds to a minute.
 TESTS = {
     "format": ("tests/test_format_errors.py", "tests/test_roundtrip.py"),

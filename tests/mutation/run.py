@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mutants import FILES, MUTANTS, TESTS, Mutant
+from mutants import FILES, FILES_FLAT, MUTANTS, TESTS, Mutant
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,17 +112,22 @@ def run_tests(tree: Path, env: dict[str, str], subset: str, timeout: float) -> t
     return done.returncode == 0, time.monotonic() - start, tail
 
 
+def _file(tree: Path, m: Mutant) -> str:
+    """The mutant's file in this tree: the current layout, else the one before the re-layering."""
+    return FILES[m.module] if (tree / FILES[m.module]).exists() else FILES_FLAT[m.module]
+
+
 def applies(tree: Path, m: Mutant) -> bool:
-    path = tree / FILES[m.module]
+    path = tree / _file(tree, m)
     return path.exists() and path.read_text().count(m.original) == 1
 
 
 def apply(tree: Path, m: Mutant) -> tuple[Path, str]:
-    path = tree / FILES[m.module]
+    path = tree / _file(tree, m)
     text = path.read_text() if path.exists() else ""
     found = text.count(m.original)
     if found != 1:
-        raise SystemExit(f"mutant {m.id}: its snippet occurs {found} times in {FILES[m.module]}; update mutants.py")
+        raise SystemExit(f"mutant {m.id}: its snippet occurs {found} times in {_file(tree, m)}; update mutants.py")
     path.write_text(text.replace(m.original, m.mutated))
     return path, text
 
@@ -193,7 +198,7 @@ def main() -> int:
                         break
             finally:
                 path.write_text(text)
-            results.append({"id": m.id, "file": FILES[m.module], "status": status, "by": by, "seconds": round(secs, 1),
+            results.append({"id": m.id, "file": _file(tree, m), "status": status, "by": by, "seconds": round(secs, 1),
                             "reason": m.reason, "equivalent": m.equivalent})  # fmt: skip
             print(f"{status:8} {m.id:32} {secs:6.1f} s  {by or ''}", flush=True)
 
