@@ -255,6 +255,25 @@ def test_row_sums_fold_like_a_dense_float32_sum_in_order(bits: int, counts: tupl
     assert acc.dense == (len(keep) * DENSE_FRACTION >= 1 << bits) or acc.dense
 
 
+def test_sparse_partials_with_shared_and_own_rows() -> None:
+    """Two sparse partials, each with rows the other lacks and rows both have (what groups of
+    different models give under --jobs): the union keeps every row and adds the shared ones."""
+    bits, rng = 20, np.random.default_rng(7)
+    reference = np.zeros((2, 1 << bits), np.float32)
+    acc = None
+    for count in (1000, 1500, 800):
+        index = np.sort(rng.choice(3000, size=count, replace=False)).astype(np.uint64)  # overlapping
+        values = rng.normal(size=(2, count)).astype(np.float32)
+        reference[:, index.astype(np.intp)] += values
+        part = RowSums.from_rows(bits, index, values, np.float32)
+        acc = part if acc is None else acc.combine(part)
+    assert acc is not None and not acc.dense
+    got = acc.finish(np.asarray, ("w", "a"))
+    keep = np.flatnonzero(np.any(reference != 0, axis=0))
+    assert np.array_equal(got.index, keep)
+    assert np.ascontiguousarray(got.values).tobytes() == np.ascontiguousarray(reference[:, keep].T).tobytes()
+
+
 def _rows_as_in_a_file(index: np.ndarray, values: np.ndarray, offset: int) -> np.ndarray:
     """Rows laid out like a mapped model file's: u32 index + float32 columns, ``offset`` bytes
     into a buffer (after VW's header the rows are usually not 4-byte aligned)."""
