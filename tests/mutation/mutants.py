@@ -300,8 +300,8 @@ MUTANTS = [
     Mutant(
         "gd-adaptive-ratio", "gd",
         "                ratio = (vals[:, ai] / np.where(ok, tot, np.float32(1))).astype(np.float32)",
-        "                ratio = (vals[:, ai] / np.where(ok, tot, np.float32(1))).astype(np.float64)",
-        "the adaptive ratio is kept in float64 (VW rounds it to float32)",
+        "                ratio = (vals[:, ai].astype(np.float64) / np.where(ok, tot, np.float32(1)))",
+        "the adaptive ratio aᵢ/A is computed in float64 (VW divides and rounds in float32)",
         ("merge",),
     ),
     Mutant(
