@@ -116,6 +116,21 @@ def test_synthcover_base_mode_folds_the_base_in(tmp_path: Path) -> None:
     assert _synthcover(_cli_merge(tmp_path / "out.model", models, base=base)) == want
 
 
+def test_synthcover_base_mode_with_the_widest_range_in_the_base(
+    cost_models: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    """Models that did not continue from the base (allowed in base mode): the base's own extremes,
+    wider than every model's, must survive the merge (resumed models always carry them)."""
+    args = "--cb_explore_adf --synthcover"
+    base = _train(args, _adf_examples(8, -9.0, 12.0, 0.5), tmp_path / "wide_base.model")
+    models = cost_models[args]
+    low, high = _synthcover(vwmerge.load(base))
+    assert all(low < lo and high > hi for lo, hi in (_synthcover(vwmerge.load(p)) for p in models))
+    merged = vwmerge.merge([vwmerge.load(p) for p in models], base=vwmerge.load(base))
+    assert _synthcover(merged) == (low, high)
+    assert _synthcover(_cli_merge(tmp_path / "out.model", models, base=base)) == (low, high)
+
+
 def test_baseline_challenger_extrema(cost_models: dict[str, list[Path]], tmp_path: Path) -> None:
     paths = cost_models["--cb_explore_adf --baseline_challenger_cb"]
     states = [vwmerge.load(p).state("baseline_challenger_cb") for p in paths]
