@@ -321,19 +321,6 @@ def test_doc_examples_run_and_print_what_the_doc_shows(doc: Path, doc_files: Pat
     assert not problems, "\n\n".join(problems)
 
 
-def test_no_pattern_in_a_url() -> None:
-    """vwmerge does not expand ``*``/``?``/``[...]`` in URLs (only a shell does, for local files):
-    neither the docs nor ``--help`` may show one."""
-    url_pattern = re.compile(r"\b[a-z][a-z0-9+.-]*://\S*[*?\[]")
-    texts = {str(p.relative_to(ROOT)): p.read_text() for p in DOCS}
-    for command in ("merge", "check"):
-        done = _run([sys.executable, "-m", "vwmerge", command, "--help"], ROOT)
-        assert done.returncode == 0, done.stdout
-        texts[f"vwmerge {command} --help"] = done.stdout
-    found = {where: m.group(0) for where, text in texts.items() if (m := url_pattern.search(text))}
-    assert not found, found
-
-
 # --------------------------------------------------------------------------------------------
 # The checker itself: it must be able to fail.
 def test_output_matching_rules() -> None:
