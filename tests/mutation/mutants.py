@@ -149,7 +149,7 @@ MUTANTS = [
     ),
     Mutant(
         "header-no-checksum", "header",
-        "            if stored != header.checksum():",
+        "            if stored != computed:",
         "            if False:",
         "the header checksum is not verified",
         ("format", "cli-check"),
