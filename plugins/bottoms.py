@@ -85,6 +85,7 @@ def read_dense_rows(r: Reader, bits: int, columns: tuple[str, ...], what: str, i
     )
     if len(rows) and bits < 64 and int(rows["i"].max()) >= (1 << bits):
         raise r.fail(f"corrupt {what} rows: row index {int(rows['i'].max())} is not below 2^{bits}")
+    r.check_finite(rows["i"], rows["v"], columns, f"non-finite {what} weight")
     return WeightTable(rows["i"], rows["v"], bits, columns)
 
 
@@ -104,6 +105,7 @@ def _read_regularizer(r: Reader, bits: int) -> WeightTable:
     rows = r.rows_to_end(_REG_DTYPE, "bfgs regularizer rows", "u32 index and 1 float")
     if len(rows) and int(rows["i"].max()) >= (2 << bits):
         raise r.fail(f"corrupt bfgs regularizer: index {int(rows['i'].max())} is not below 2·2^{bits}")
+    r.check_finite(rows["i"], rows["v"], ("regularizer",), "non-finite bfgs regularizer")
     return WeightTable(rows["i"], rows["v"], bits, ("regularizer",))
 
 
@@ -112,6 +114,21 @@ def _write_regularizer(w: Writer, table: WeightTable) -> None:
     out["i"] = table.index
     out["v"] = table.values
     w.array(out)
+
+
+#: Floats per row a dense file without rows may claim (one with rows must fit a row in the file).
+MAX_EMPTY_DENSE_COLUMNS = 1 << 16
+
+
+def _check_row_width(r: Reader, k: int, what: str, index: str = "<u8") -> None:
+    """Refuse a row width (``k`` floats after the row index) the file cannot hold, before any
+    per-column allocation: a dense file holds whole rows, so one row must fit in what remains."""
+    row = np.dtype(index).itemsize + 4 * k
+    if (r.remaining and row > r.remaining) or (not r.remaining and k > MAX_EMPTY_DENSE_COLUMNS):
+        raise r.fail(
+            f"corrupt: {what} means rows of {k} floats ({row} bytes each), but only {r.remaining} bytes "
+            f"remain at offset {r.pos}"
+        )
 
 
 def _rank(options: Options) -> int:
@@ -175,16 +192,20 @@ def vwmerge_save_load(reduction: StackEntry, io: SectionIO, state: Any) -> Any:
         return None
     # dense learners
     if io.reading:
+        index = _dense_index(name, model.version)
         if name == "lda":
             topics = model.header.lda
             if topics <= 0:
                 raise ModelFormatError("the options say --lda but the header's lda field is 0", source=model.source)
+            _check_row_width(io.r, topics, "the header's lda field", index)
             cols = lda_columns(topics)
         else:
-            cols = rank_columns(model.options)
-            if len(cols) == 1:
+            rank = _rank(model.options)
+            if rank <= 0:
                 raise ModelFormatError("--rank needs a positive rank", source=model.source)
-        return RowsState(read_dense_rows(io.r, model.bits, cols, name, _dense_index(name, model.version)), dense=True)
+            _check_row_width(io.r, 1 + 2 * rank, f"--rank {rank}", index)
+            cols = rank_columns(model.options)
+        return RowsState(read_dense_rows(io.r, model.bits, cols, name, index), dense=True)
     write_dense_rows(io.w, state.table, _dense_index(name, model.version))
     return None
 

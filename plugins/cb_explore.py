@@ -186,6 +186,11 @@ def _present(values: Sequence[int | None], first_has: bool) -> list[int] | None:
     return [v for v in values if v is not None]
 
 
+def _wrap_u64(total: int) -> int:
+    """A sum of u64 counters past 2^64 wraps, as in VW's merge (sums of deltas may be negative)."""
+    return total % U64 if total >= U64 else total
+
+
 def _first_budget(context: MergeContext) -> int:
     return context.output.options.get_int("first", 0)
 
@@ -201,11 +206,11 @@ def vwmerge_merge(
     name = reduction.name
     if name in COUNTERS:
         vals = _present([s.value for s in states], states[0].value is not None)
-        return Counter(None if vals is None else sum(vals))
+        return Counter(None if vals is None else _wrap_u64(sum(vals)))
     if name == "cb_explore_adf_first":
         if isinstance(states[0], FirstConsumed):  # base mode: deltas
             used = _present([s.consumed for s in states], states[0].consumed is not None)
-            return FirstConsumed(None if used is None else sum(used))
+            return FirstConsumed(None if used is None else _wrap_u64(sum(used)))
         taus = _present([s.tau for s in states], states[0].tau is not None)
         if taus is None:
             return FirstTau(None)

@@ -112,7 +112,7 @@ def vwmerge_merge(
         for r in range(len(states[0].estimators))
     )
     start = base.global_counter if base is not None else 1
-    counter = max(1, start + sum(s.global_counter - start for s in states))
+    counter = max(1, start + sum(s.global_counter - start for s in states)) % (1 << 64)  # u64 wraps
     return EpsilonDecayState(rows, states[0].weight_indices, counter)
 
 

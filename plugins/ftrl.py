@@ -188,6 +188,8 @@ class ProximalConstants:
         alpha = options.get_float("ftrl_alpha", a0)
         beta = options.get_float("ftrl_beta", b0)
         l1, l2 = options.get_float("l1", 0.0), options.get_float("l2", 0.0)
+        if alpha == 0:
+            raise options.invalid("ftrl_alpha", str(alpha), "is 0 (FTRL divides by it)")
         return cls(l1, beta / alpha + l2, 1.0 / alpha)
 
     def residual(self, w: np.ndarray, z: np.ndarray, n: np.ndarray) -> float:
@@ -201,12 +203,23 @@ class ProximalConstants:
 
     @classmethod
     def fit(cls, w: np.ndarray, z: np.ndarray, n: np.ndarray) -> ProximalConstants | None:
+        """Least squares over the live rows; None when they do not determine the constants
+        (fewer than 3, or any of them not finite: a fit through NaN/inf means nothing)."""
         live = w != 0
         if int(np.count_nonzero(live)) < 3:
             return None
-        aw, az, sn = np.abs(w[live]), np.abs(z[live]), np.sqrt(n[live])
-        design = np.stack([np.ones_like(aw), aw, aw * sn], axis=1)
-        coef, *_ = np.linalg.lstsq(design, az, rcond=None)
+        aw, az = np.abs(w[live]), np.abs(z[live])
+        with np.errstate(all="ignore"):
+            sn = np.sqrt(n[live])
+            design = np.stack([np.ones_like(aw), aw, aw * sn], axis=1)
+        if not (np.isfinite(design).all() and np.isfinite(az).all()):
+            return None
+        try:
+            coef, *_ = np.linalg.lstsq(design, az, rcond=None)
+        except np.linalg.LinAlgError:
+            return None
+        if not np.isfinite(coef).all():
+            return None
         fitted = cls(float(coef[0]), float(coef[1]), float(coef[2]), fitted=True)
         if fitted.s <= 0 or fitted.residual(w, z, n) > 1e-3:
             return None

@@ -13,6 +13,9 @@ from typing import Any
 
 from vwmerge.plugin import Options, ReductionSpec, hookimpl, rank_of
 
+#: VW keeps an --lrq/--lrqfa rank in a 32-bit unsigned integer.
+MAX_LRQ_RANK = 2**32 - 1
+
 #: Bottom learners that VW lists *above* scorer (lda, cbzo). VW's setup walks its list from the top
 #: and stops at the first bottom learner, so reductions listed below them are never set up.
 HIGH_BOTTOMS = ("lda", "cbzo")
@@ -86,9 +89,22 @@ def _nn_width(options: Options) -> int:
     return options.get_int("nn", 0) + 1
 
 
+def _lrq_rank(options: Options, name: str, value: str) -> int:
+    """The rank in an ``--lrq``/``--lrqfa`` value such as ``ab2`` (its digits), validated."""
+    digits = "".join(ch for ch in value if ch.isdigit())
+    if len(digits) > 10 or int(digits or 0) > MAX_LRQ_RANK:
+        raise options.invalid(name, value, f"has a rank above {MAX_LRQ_RANK}")
+    return int(digits or 0)
+
+
 def _lrq_width(options: Options) -> int:
-    ranks = [int("".join(ch for ch in v[2:] if ch.isdigit()) or 0) for v in options.values("lrq")]
+    ranks = [_lrq_rank(options, "lrq", v[2:]) for v in options.values("lrq")]
     return 1 + max(ranks, default=0)
+
+
+def _lrqfa_width(options: Options) -> int:
+    widths = (sum(c.isalpha() for c in v) * _lrq_rank(options, "lrqfa", v) for v in options.values("lrqfa"))
+    return 1 + max(widths, default=0)
 
 
 def _spec(
@@ -121,9 +137,7 @@ def vwmerge_reductions() -> list[ReductionSpec]:
               enabled=lambda o: o.has_any(*MULTILINE_CB_CS)),
         # Verified 0 bytes against VW 9.11.9 files (tests/test_bottoms_trees.py).
         _spec("new_mf", "mf", ("new_mf",), width=lambda o: 2 * o.get_int("new_mf", 0) + 1),
-        _spec("lrqfa", "lrqfa", ("lrqfa",), width=lambda o: 1 + max(
-            (sum(c.isalpha() for c in v) * int("".join(c for c in v if c.isdigit()) or 0)
-             for v in o.values("lrqfa")), default=0)),
+        _spec("lrqfa", "lrqfa", ("lrqfa",), width=_lrqfa_width),
         _spec("baseline", "baseline", ("baseline",), ("lr_multiplier", "global_only", "check_enabled")),
         _spec("confidence", "confidence", ("confidence",), ("confidence_after_training",)),
         _spec("autolink", "autolink", ("autolink",)),

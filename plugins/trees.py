@@ -118,7 +118,24 @@ def read_log_multi(r: Reader) -> LogMultiState:
     for i, nd in enumerate(nodes):
         if nd.internal and not (nd.left < count and nd.right < count and nd.parent < count):
             raise r.fail(f"corrupt log_multi tree: node {i} points outside the {count} nodes")
+    if nodes:
+        _check_acyclic(r, nodes)
     return LogMultiState(k_low, max_pred, used, progress, swap, tuple(nodes))
+
+
+def _check_acyclic(r: Reader, nodes: Sequence[LmNode]) -> None:
+    """Walk the tree from the root without recursion: a node reached twice means the file's
+    links form a cycle (or join two branches), which no tree VW grows has."""
+    seen = bytearray(len(nodes))
+    todo = [0]
+    while todo:
+        i = todo.pop()
+        if seen[i]:
+            raise r.fail(f"corrupt log_multi tree: node {i} is reached twice from the root (the links form a cycle)")
+        seen[i] = 1
+        nd = nodes[i]
+        if nd.internal:
+            todo += (nd.left, nd.right)
 
 
 def write_log_multi(w: Writer, s: LogMultiState) -> None:
@@ -239,17 +256,18 @@ def merge_log_multi(
             node = attrs.evolve(nd0, min_count=mc, max_count=top, max_count_label=label, preds=tuple(preds))
         nodes.append(node)
 
-    # An internal node's min_count is the smaller of its children's (VW's invariant).
-    def settle(i: int) -> int:
+    # An internal node's min_count is the smaller of its children's (VW's invariant): children
+    # first, without recursion (read_log_multi made sure the links form a tree).
+    order, todo = [], [0] if nodes else []
+    while todo:
+        i = todo.pop()
+        order.append(i)
+        if nodes[i].internal:
+            todo += (nodes[i].left, nodes[i].right)
+    for i in reversed(order):
         nd = nodes[i]
-        if not nd.internal:
-            return nd.min_count
-        m = min(settle(nd.left), settle(nd.right))
-        nodes[i] = attrs.evolve(nd, min_count=m)
-        return m
-
-    if nodes:
-        settle(0)
+        if nd.internal:
+            nodes[i] = attrs.evolve(nd, min_count=min(nodes[nd.left].min_count, nodes[nd.right].min_count))
     return attrs.evolve(first, nodes=tuple(nodes))
 
 
@@ -330,7 +348,10 @@ def recall_lbest(n: float, preds: Sequence[tuple[int, float]], max_candidates: i
 
 def entropy(n: float, preds: Sequence[tuple[int, float]]) -> float:
     """−Σ (c/n)·log(c/n): what VW's incremental update tracks."""
-    return -sum((c / n) * math.log(c / n) for _, c in preds if c > 0) if n > 0 else 0.0
+    if not (n > 0 and math.isfinite(n)):
+        return 0.0
+    shares = (c / n for _, c in preds if c > 0)
+    return -sum(p * math.log(p) for p in shares if 0 < p < math.inf)  # an underflowed share adds 0
 
 
 def merge_recall_tree(
@@ -454,7 +475,8 @@ def _widths(name: str) -> Callable[[Options], int]:
             return max(1, o.get_int("log_multi", 2) - 1)
         if name == "recall_tree":
             k = o.get_int("recall_tree", 2)
-            depth = o.get_int("max_depth", math.ceil(math.log2(k)) if k > 1 else 0)
+            # VW shifts 1 by the depth to count the routers: beyond 63 it means nothing.
+            depth = o.get_int("max_depth", math.ceil(math.log2(k)) if k > 1 else 0, high=63)
             return (int(2**depth) - 1) + k
         if name == "memory_tree":
             n = o.get_int("memory_tree", 0) + 1

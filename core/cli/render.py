@@ -33,6 +33,8 @@ def jsonable(obj: Any) -> Any:
         return jsonable(obj.item())
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else str(obj)
+    if isinstance(obj, int) and not isinstance(obj, bool) and abs(obj) >= 2**64:
+        return fmt_int(obj)  # beyond any counter VW writes; and json cannot print 4,300+ digits
     if isinstance(obj, (bytes, bytearray)):
         return bytes(obj).decode("utf-8", "replace")
     if obj is None or isinstance(obj, (str, int, bool)):
@@ -46,13 +48,28 @@ def to_json(obj: Any) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Small text helpers
+def fmt_int(v: int) -> str:
+    """Any integer, however large: exact with separators up to 21 digits, else approximate
+    (Python refuses to print integers of more than 4,300 digits at all)."""
+    if abs(v) < 10**21:
+        return f"{v:,}"
+    try:
+        return f"{float(v):.6g}"
+    except OverflowError:
+        return f"{'-' if v < 0 else ''}~2^{abs(v).bit_length() - 1}"
+
+
+def _plain_int(v: Any) -> str:
+    return str(v) if not isinstance(v, int) or abs(v) < 10**21 else fmt_int(v)
+
+
 def fmt_value(v: Any) -> str:
     if v is None:
         return "-"
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, (int, np.integer)):
-        return f"{int(v):,}"
+        return fmt_int(int(v))
     if isinstance(v, (float, np.floating)):
         f = float(v)
         if f.is_integer() and abs(f) < 1e15:
@@ -167,7 +184,14 @@ def render_inspect(doc: Mapping[str, Any]) -> str:
         merge = ("yes" if s["mergeable"] else "NO: kept from one model") if s["section"] else "-"
         state = _inline_state(s["state"]) if s["section"] else "(no section)"
         rows.append(
-            [name, s["plugin"], dist_text(s["distribution"], s.get("version", "")), str(s["width"]), merge, state]
+            [
+                name,
+                s["plugin"],
+                dist_text(s["distribution"], s.get("version", "")),
+                _plain_int(s["width"]),
+                merge,
+                state,
+            ]
         )
     lines += table(rows, right=[3])
 

@@ -336,10 +336,7 @@ class DaskExecutor:
 
     @contextlib.contextmanager
     def _client(self) -> Iterator[Any]:
-        try:
-            import distributed
-        except ImportError:
-            raise MergeError("the dask executor needs the dask extra: pip install 'vwmerge[dask]'") from None
+        distributed = _distributed()
         if isinstance(self.scheduler, distributed.Client):
             yield self.scheduler
             return
@@ -359,8 +356,7 @@ class DaskExecutor:
             yield client
 
     def merge(self, plan: StreamPlan, registry: Registry, progress: Progress) -> Streamed:
-        import distributed
-
+        distributed = _distributed()
         ctx = plan.context(registry)
         with self._client() as client:
             threads = sum(client.nthreads().values()) or 1
@@ -390,6 +386,17 @@ class DaskExecutor:
             return _counted_passes(ctx, one_pass, digests)
 
 
+def _distributed() -> Any:
+    """The ``distributed`` module, or one line saying which extra to install."""
+    try:
+        import distributed
+    except ImportError:
+        raise MergeError(
+            "needs dask.distributed, which is not installed: pip install 'vwmerge[dask]'", source="--executor dask"
+        ) from None
+    return distributed
+
+
 def resolve(executor: str | Executor | None, *, jobs: int = 1, scheduler: Any = None) -> Executor:
     """An executor from what the user said: ``"local"`` (with ``jobs`` processes), ``"dask"``."""
     if executor is None:
@@ -401,5 +408,6 @@ def resolve(executor: str | Executor | None, *, jobs: int = 1, scheduler: Any = 
             raise MergeError("--scheduler needs --executor dask")
         return ProcessExecutor(jobs) if jobs > 1 else LocalExecutor()
     if executor == "dask":
+        _distributed()  # before any model is read
         return DaskExecutor(scheduler, workers=jobs if jobs > 1 else None)
     raise MergeError(f"unknown executor {executor!r}; choose 'local' or 'dask'")

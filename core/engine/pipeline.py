@@ -302,7 +302,7 @@ def inspect_model(path: str, *, vw_options: str | None = None, registry: Registr
         item["version"] = ws.registry.distribution(item["plugin"])[1]
     return {
         "file": path,
-        "size": os.path.getsize(path),
+        "size": files.size(path),
         "header": {
             "version": h.version_text,
             "id": h.id,

@@ -282,7 +282,8 @@ def output_header(models: Sequence[Workspace], base: Workspace | None) -> tuple[
     stored = Options.parse(first.options_text)
     # The RNG state VW appends as --random_seed is state, not configuration: take the largest of
     # the inputs' so the result does not depend on input order (k copies keep their state).
-    seeds = {int(s) for m in models if (s := Options.parse(m.header.options_text).random_seed()) is not None}
+    parsed = [Options.parse(m.header.options_text, source=m.source) for m in models]
+    seeds = {o.get_int("random_seed", 0, low=-(2**63), high=2**64 - 1) for o in parsed if o.random_seed() is not None}
     top = str(max(seeds)) if seeds else None
     if stored.random_seed() != top or stored.has_duplicates():
         items = tuple((n, v) for n, v in stored.deduplicated().items if n != "random_seed")

@@ -28,13 +28,54 @@ _FMT = {
 }
 
 
-class Reader:
-    """A cursor over an immutable buffer (bytes or a read-only mmap)."""
+#: Rows checked for non-finite values per step once a table's sum says there is one.
+_FINITE_CHUNK = 1 << 16
 
-    def __init__(self, buf: bytes | memoryview | Any, source: str = "<bytes>", pos: int = 0) -> None:
+
+#: Integer kinds: (bits, signed), for wrapping on write.
+_WRAP = {"u8": (8, False), "bool": (8, False), "u32": (32, False), "i32": (32, True), "u64": (64, False),
+         "i64": (64, True)}  # fmt: skip
+
+
+class Reader:
+    """A cursor over an immutable buffer (bytes or a read-only mmap).
+
+    ``allow_nonfinite``: whether weight rows may hold NaN or ±inf (see :meth:`check_finite`).
+    """
+
+    def __init__(
+        self, buf: bytes | memoryview | Any, source: str = "<bytes>", pos: int = 0, *, allow_nonfinite: bool = False
+    ) -> None:
         self.buf = memoryview(buf).cast("B") if not isinstance(buf, memoryview) else buf
         self.source = source
         self.pos = pos
+        self.allow_nonfinite = allow_nonfinite
+
+    def check_finite(self, index: np.ndarray, values: np.ndarray, columns: tuple[str, ...], what: str) -> None:
+        """Refuse rows holding NaN or ±inf (unless ``allow_nonfinite``), naming the first such row.
+
+        A non-finite value spreads through every average it enters, so a merge would turn one
+        diverged model into a damaged merged model. One float64 sum of the rows decides (any
+        NaN or inf makes it non-finite; finite float32 values cannot overflow it); only then are
+        the rows searched, a chunk at a time.
+        """
+        if self.allow_nonfinite or values.size == 0:
+            return
+        with np.errstate(all="ignore"):
+            if np.isfinite(values.sum(dtype=np.float64)):
+                return
+        flat = values.reshape(len(values), -1)
+        for start in range(0, len(flat), _FINITE_CHUNK):
+            bad = ~np.isfinite(flat[start : start + _FINITE_CHUNK])
+            if bad.any():
+                row, col = (int(x) for x in np.argwhere(bad)[0])
+                value = float(flat[start + row, col])
+                name = columns[col] if col < len(columns) else str(col)
+                raise self.fail(
+                    f"{what}: row {int(index[start + row])} holds {value} in column '{name}'; a model with "
+                    "non-finite values is refused, since merging would spread them (load with "
+                    "allow_nonfinite=True, or 'vwmerge merge --allow-nonfinite', to take it as it is)"
+                )
 
     @property
     def size(self) -> int:
@@ -146,7 +187,19 @@ class Writer:
         self.parts.append(bytes(data))
 
     def scalar(self, kind: str, value: Any) -> None:
-        self.parts.append(struct.pack(_FMT[kind], int(value) if kind in ("bool",) else value))
+        """Pack ``value`` as VW's C++ would store it: integers wrap to the field's width (a u64
+        counter summed past 2^64 wraps, as VW's own arithmetic does), a float beyond float32's
+        range becomes ±inf. Every value that reaches the writer is writable."""
+        if kind in _WRAP:
+            bits, signed = _WRAP[kind]
+            v = int(value) % (1 << bits)
+            if signed and v >= 1 << (bits - 1):
+                v -= 1 << bits
+            value = v
+        elif kind == "f32":
+            with np.errstate(over="ignore"):
+                value = float(np.float32(value))
+        self.parts.append(struct.pack(_FMT[kind], value))
 
     def u8(self, value: int) -> None:
         self.scalar("u8", value)

@@ -7,12 +7,22 @@ RNG state is non-zero; that is state, not configuration, so comparisons ignore i
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterator
 
 import attrs
 
+from .errors import ModelFormatError
+
 #: Options that are RNG/run state rather than model configuration.
 STATE_OPTIONS = frozenset({"random_seed"})
+
+#: The largest value an integer option may have unless its reader says otherwise: VW keeps
+#: counts and sizes (``--oaa``, ``--rank``, ``--nn``, tree sizes...) in 32-bit unsigned integers.
+MAX_OPTION_INT = 2**32 - 1
+
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
 
 
 @attrs.frozen
@@ -20,9 +30,11 @@ class Options:
     """An ordered list of ``(name, value)`` pairs; ``value`` is None for switches."""
 
     items: tuple[tuple[str, str | None], ...]
+    #: The file the options come from, named in the errors of the validated accessors.
+    source: str | None = attrs.field(default=None, eq=False, kw_only=True)
 
     @classmethod
-    def parse(cls, text: str) -> Options:
+    def parse(cls, text: str, *, source: str | None = None) -> Options:
         items: list[tuple[str, str | None]] = []
         for tok in text.split():
             if tok.startswith("--") and len(tok) > 2:
@@ -35,7 +47,7 @@ class Options:
                 items[-1] = (name, f"{val} {tok}")
             else:
                 items.append((tok, None))
-        return cls(tuple(items))
+        return cls(tuple(items), source=source)
 
     def __iter__(self) -> Iterator[tuple[str, str | None]]:
         return iter(self.items)
@@ -53,13 +65,44 @@ class Options:
         vals = self.values(name)
         return vals[-1] if vals else default
 
-    def get_int(self, name: str, default: int) -> int:
-        v = self.get(name)
-        return int(float(v)) if v is not None else default
+    def get_int(self, name: str, default: int, *, low: int = 0, high: int = MAX_OPTION_INT) -> int:
+        """The integer value of option ``name`` (``default`` when absent), validated.
 
-    def get_float(self, name: str, default: float) -> float:
+        Every plugin reads integer options through here: a value that is not written as an
+        integer (``inf``, ``nan``, ``1e9``, ``1.5``, ``abc``) or lies outside ``low..high``
+        raises a :class:`ModelFormatError` naming the file and the option. VW itself writes
+        such options as plain integers, so only a damaged or forged file has anything else.
+        """
         v = self.get(name)
-        return float(v) if v is not None else default
+        if v is None:
+            return default
+        text = v.strip()
+        if not _INTEGER.match(text):
+            raise self.invalid(name, v, "is not an integer")
+        value = int(text)
+        if not low <= value <= high:
+            raise self.invalid(name, v, f"is out of range {low}..{high}")
+        return value
+
+    def get_float(self, name: str, default: float, *, low: float = -math.inf, high: float = math.inf) -> float:
+        """The finite float value of option ``name`` (``default`` when absent), validated."""
+        v = self.get(name)
+        if v is None:
+            return default
+        try:
+            value = float(v)
+        except ValueError:
+            raise self.invalid(name, v, "is not a number") from None
+        if not math.isfinite(value):
+            raise self.invalid(name, v, "is not a finite number")
+        if not low <= value <= high:
+            raise self.invalid(name, v, f"is out of range {low:g}..{high:g}")
+        return value
+
+    def invalid(self, name: str, value: str, problem: str) -> ModelFormatError:
+        """The error for a bad value of option ``name`` (for plugins that parse values themselves)."""
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        return ModelFormatError(f"option --{name} {shown!r} {problem}", source=self.source)
 
     def has_any(self, *names: str) -> bool:
         return any(n in self for n in names)
@@ -79,7 +122,7 @@ class Options:
                 continue
             seen.add(item)
             out.append(item)
-        return Options(tuple(out))
+        return Options(tuple(out), source=self.source)
 
     def has_duplicates(self) -> bool:
         return len(set(self.items)) != len(self.items)

@@ -59,6 +59,7 @@ class WeightTable:
         index = rows["i"]
         ascending = _strictly_ascending(index)  # VW's dense writer writes rows in order
         table = cls(index, rows["v"], bits, columns, ascending=ascending)
+        r.check_finite(index, table.values, columns, "non-finite weight")
         if check and len(table):
             _check_top(r, int(index[-1] if ascending else index.max()), bits)
         return table

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import errno
 import mmap
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,6 +69,8 @@ def size(target: str) -> int:
         return int(fs.size(path))
     except FileNotFoundError:
         raise VWMergeError("no such file", source=target) from None
+    except OSError as e:
+        raise os_error(e, target) from None
 
 
 #: Linux: map a file with its pages already faulted in. Every row of an input is read, and one
@@ -77,26 +81,72 @@ _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
 
 
+_OS_PROBLEMS = {
+    errno.ENOENT: "no such file",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ELOOP: "too many levels of symbolic links (a symlink loop?)",
+    errno.ENOTDIR: "a component of the path is not a directory",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.ENOMEM: "not enough memory to map the file (is an address-space limit, ulimit -v, set?)",
+    errno.EISDIR: "is a directory, not a model file",
+}
+
+
+def os_error(e: OSError, label: str) -> VWMergeError:
+    """An OS error on a model file as one line naming the file (ENOENT, EACCES, ELOOP, ENOMEM...)."""
+    problem = _OS_PROBLEMS.get(e.errno or 0) or f"cannot read the file: {e.strerror or e}"
+    return VWMergeError(problem, source=label)
+
+
+def _file_kind(mode: int) -> str | None:
+    """What a non-regular file is, in words (None for a regular file)."""
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
+def _refuse_irregular(mode: int, label: str) -> None:
+    kind = _file_kind(mode)
+    if kind == "a directory":
+        raise VWMergeError("is a directory, not a model file", source=label)
+    if kind is not None:
+        raise VWMergeError(f"is {kind}, not a regular file; only regular files are read as models", source=label)
+
+
 def map_file(path: str, label: str, *, populate: bool = False) -> memoryview:
     """The one way vwmerge opens a local model file: mapped read-only, never read into memory.
 
-    ``populate`` (Linux) faults every page in at once, for files that are read whole. Errors
-    name ``label`` (what the user gave): no such file, a directory, no permission, empty.
+    ``populate`` (Linux) faults every page in at once, for files that are read whole. Only
+    regular files are opened: FIFOs, devices, directories and sockets are refused from their
+    ``stat`` before anything could block on them, and the file is opened non-blocking and
+    checked again by ``fstat`` (it could have been replaced in between). Every problem is one
+    :class:`VWMergeError` naming ``label`` (what the user gave): no such file, permission
+    denied, a symlink loop, not a regular file, empty, no address space left to map it.
     """
     try:
-        with open(path, "rb") as f:
-            if os.fstat(f.fileno()).st_size == 0:
-                raise ModelFormatError("empty file, not a VW model", source=label)
-            if populate and _POPULATE:
-                mm = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ)
-            else:
-                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    except FileNotFoundError:
-        raise VWMergeError("no such file", source=label) from None
-    except IsADirectoryError:
-        raise VWMergeError("is a directory, not a model file", source=label) from None
-    except PermissionError:
-        raise VWMergeError("permission denied", source=label) from None
+        _refuse_irregular(os.stat(path).st_mode, label)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise os_error(e, label) from None
+    try:
+        st = os.fstat(fd)
+        _refuse_irregular(st.st_mode, label)
+        if st.st_size == 0:
+            raise ModelFormatError("empty file, not a VW model", source=label)
+        flags = mmap.MAP_SHARED | (_POPULATE if populate else 0)
+        mm = mmap.mmap(fd, 0, flags=flags, prot=mmap.PROT_READ)
+    except OSError as e:
+        raise os_error(e, label) from None
+    finally:
+        os.close(fd)
     return memoryview(mm)
 
 

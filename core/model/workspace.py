@@ -121,6 +121,7 @@ def load(
     load_weights: bool = True,
     name: str | None = None,
     vw_options: str | Options | None = None,
+    allow_nonfinite: bool = False,
 ) -> Workspace:
     """Read a VW model from a path, bytes or a binary file object.
 
@@ -129,16 +130,20 @@ def load(
     With ``load_weights=False`` (dry runs) the bottom learner validates but does not parse rows.
     ``vw_options`` supplies settings that change the layout but that VW does not record in the
     file (marginal ``--compete``, active ``--simulation``, ...): they are added to the options the
-    stack is derived from, never written to the file.
+    stack is derived from, never written to the file. A weight row holding NaN or ±inf is refused
+    (a :class:`ModelFormatError` naming the row) unless ``allow_nonfinite``.
     """
     reg = registry or default_registry()
     buf, label = files.open_source(source, name)
-    r = Reader(buf, label)
+    r = Reader(buf, label, allow_nonfinite=allow_nonfinite)
     header = Header.read(r)
     options = implied_options(header, Options.parse(header.options_text))
     if vw_options:
         extra = vw_options if isinstance(vw_options, Options) else Options.parse(vw_options)
-        options = Options(options.items + tuple(i for i in extra.items if i not in options.items))
+        options = Options(options.items + tuple(i for i in extra.items if i not in options.items), source=label)
+    options = attrs.evolve(options, source=label)  # named by the validated accessors' errors
+    # VW's RNG state (a u64; merges compare it): a forged value must not reach int() there.
+    options.get_int("random_seed", 0, low=-(2**63), high=2**64 - 1)
     stack = reg.derive_stack(options, label)
     info = ModelInfo(header, options, stack, label)
     io = SectionIO(info, reader=r, load_weights=load_weights, registry=reg)

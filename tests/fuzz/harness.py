@@ -333,7 +333,7 @@ class Finding(Exception):
         return f"{self.kind}@{self.where}"
 
 
-class InputTimeout(BaseException):  # noqa: N818 - a BaseException, so no `except Exception` swallows it
+class InputTimeout(BaseException):
     pass
 
 
