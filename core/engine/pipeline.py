@@ -285,8 +285,10 @@ def _old_fields(h: Header) -> dict[str, Any]:
 
 
 def inspect_model(path: str, *, vw_options: str | None = None, registry: Registry | None = None) -> dict[str, Any]:
-    """One JSON-able document describing a model file: header, stack with states, weights."""
-    ws = load(path, vw_options=vw_options, registry=registry)
+    """One JSON-able document describing a model file (a path or an fsspec URL): header, stack
+    with states, weights."""
+    with fs.mapped(path) as source:
+        ws = load(source, vw_options=vw_options, registry=registry, name=path)
     h = ws.header
     has_checksum = h.has_checksum
     stack = ws.describe()

@@ -440,7 +440,7 @@ def cli_commands(path: Path, partner: Path, out: Path) -> list[list[str]]:
     ]
 
 
-def check_cli(args: Sequence[str], names: Sequence[str], *, timeout: float = 60.0, cwd: Path | None = None) -> None:
+def check_cli(args: Sequence[str], names: Sequence[str], *, timeout: float = 30.0, cwd: Path | None = None) -> None:
     """The CLI half: exit 0 or 1; on 1 exactly one ``Error:`` line naming one of ``names``."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "VWMERGE_LOG_FORMAT": "json"}
     cmd = [sys.executable, "-m", "vwmerge", *args]

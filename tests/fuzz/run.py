@@ -67,7 +67,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=None, help="first worker's RNG seed (default: random)")
     ap.add_argument("--cli-every", type=int, default=40, help="run the CLI commands on every N-th input")
     ap.add_argument("--memory", type=int, default=2048, help="worker address-space limit in MiB")
-    ap.add_argument("--stall", type=float, default=120.0, help="restart a worker silent this many seconds")
+    ap.add_argument(
+        "--stall", type=float, default=240.0, help="restart a worker on one input this many seconds (default 240)"
+    )
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     workdir = Path(args.workdir).resolve()
@@ -96,7 +98,9 @@ def main() -> int:
         reason = None
         while proc.poll() is None:
             time.sleep(2)
-            with_beat = stats_file.stat().st_mtime if stats_file.exists() else 0.0
+            # The worker writes each input to `current` before checking it: that is its heartbeat.
+            beats = [f.stat().st_mtime for f in (stats_file, current) if f.exists()]
+            with_beat = max(beats, default=0.0)
             if with_beat != last_mtime:
                 last_mtime, last_beat = with_beat, time.monotonic()
             if time.monotonic() - last_beat > args.stall:
