@@ -1,7 +1,7 @@
 # Developer entry points. `make test` is the README's test command and what .ci/run calls.
 PYTHON ?= python3
 
-.PHONY: install test lint typecheck bench quality examples mutation
+.PHONY: install test lint typecheck bench quality examples mutation fuzz
 
 install:
 	$(PYTHON) -m pip install -q -e '.[test,dask]' ./tests/plugin_pkg
@@ -33,3 +33,10 @@ examples:
 # catch it (docs/testing.md). MUTANTS="id ..." runs some of them.
 mutation:
 	$(PYTHON) tests/mutation/run.py $(MUTANTS)
+
+# The long fuzz campaign (docs/fuzzing.md): FUZZ_SECONDS of mutated real VW models through the
+# library and the CLI; findings in $(FUZZ_DIR)/findings, the summary in $(FUZZ_DIR)/summary.json.
+FUZZ_SECONDS ?= 1800
+FUZZ_DIR ?= fuzz-work
+fuzz:
+	nice -n 19 $(PYTHON) tests/fuzz/run.py --seconds $(FUZZ_SECONDS) --workdir $(FUZZ_DIR)

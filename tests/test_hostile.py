@@ -159,10 +159,15 @@ def test_a_non_finite_weight_is_refused_naming_file_and_row(models: Models, tmp_
     assert not out.exists()
     # A dry run reads no weight rows (that is what makes it fast), so it cannot see the value.
     assert vwmerge_cli("check", bad, partner).returncode == 0
-    # Allowed on request, the value is kept as it is.
+    # Allowed on request, the value is taken as it is (and spreads into the merge).
     ws = vwmerge.load(bad, allow_nonfinite=True)
     kept = ws.states[-1].table.values[1, 0]
     assert (math.isnan(kept) and math.isnan(value)) or kept == value
+    assert vwmerge_cli("inspect", "--allow-nonfinite", bad).returncode == 0
+    run = vwmerge_cli("merge", "--allow-nonfinite", "--weights", "1,1", "-o", out, bad, partner)
+    assert run.returncode == 0, run.stderr
+    merged = vwmerge.load(out, allow_nonfinite=True).states[-1].table
+    assert not np.isfinite(merged.values[merged.index == row, 0]).any()
 
 
 def test_ftrl_fit_survives_non_finite_rows_when_they_are_allowed(models: Models, tmp_path: Path) -> None:

@@ -214,6 +214,11 @@ def _check(ctx: click.Context, request: MergeRequest, as_json: bool) -> None:
     help="Write the provenance report (JSON, docs/report.md) to PATH: inputs, weights, plugins, plan, "
     "SHA-256 of every file. Check it later with 'vwmerge verify PATH'.",
 )
+@click.option(
+    "--allow-nonfinite",
+    is_flag=True,
+    help="Merge models whose weights hold NaN or ±inf (refused by default: they spread into the merge).",
+)
 @click.pass_context
 def merge_command(
     ctx: click.Context,
@@ -231,6 +236,7 @@ def merge_command(
     scheduler: str | None,
     quiet: bool,
     report_path: str | None,
+    allow_nonfinite: bool,
 ) -> None:
     """Merge MODEL files into one model written to OUT.
 
@@ -273,6 +279,7 @@ def merge_command(
     request = attrs.evolve(
         request, jobs=jobs, executor=executor, scheduler=scheduler, progress=False if quiet else None,
         provenance=provenance,
+        allow_nonfinite=allow_nonfinite,
     )  # fmt: skip
     with user_errors(ctx):
         if report_path is not None:
@@ -351,8 +358,11 @@ def verify_command(ctx: click.Context, report: str, with_inputs: bool) -> None:
 @click.option(
     "--vw-options", metavar="'OPTS'", help="Options VW does not store in the file but which change its layout."
 )
+@click.option("--allow-nonfinite", is_flag=True, help="Describe a model whose weights hold NaN or ±inf.")
 @click.pass_context
-def inspect_command(ctx: click.Context, model: str, as_json: bool, vw_options: str | None) -> None:
+def inspect_command(
+    ctx: click.Context, model: str, as_json: bool, vw_options: str | None, allow_nonfinite: bool
+) -> None:
     """Describe a model file: header, reduction stack, counters and weights.
 
     \b
@@ -365,7 +375,7 @@ def inspect_command(ctx: click.Context, model: str, as_json: bool, vw_options: s
     a damaged file fails with one line saying what is wrong.
     """
     with user_errors(ctx):
-        doc = inspect_model(model, vw_options=vw_options)
+        doc = inspect_model(model, vw_options=vw_options, allow_nonfinite=allow_nonfinite)
     click.echo(to_json(doc) if as_json else render_inspect(doc))
 
 

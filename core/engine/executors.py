@@ -79,6 +79,7 @@ class StreamPlan:
     vw_options: str | None = None
     #: Take each input's SHA-256 from the mapped bytes as the first pass reads them (provenance).
     digest: bool = False
+    allow_nonfinite: bool = False
 
     @property
     def count(self) -> int:
@@ -111,7 +112,10 @@ class StreamPlan:
         with files.mapped(ref.source) as source:
             if digests is not None:
                 digests[index] = files.digest(source)  # the pages this read maps anyway
-            ws = load(source, vw_options=self.vw_options, registry=registry, name=ref.source)
+            ws = load(
+                source, vw_options=self.vw_options, registry=registry, name=ref.source,
+                allow_nonfinite=self.allow_nonfinite,
+            )  # fmt: skip
         if ws.header != ref.header:
             raise VWMergeError("the file changed while it was being merged", source=ref.source)
         return ws.states[self.entry]

@@ -51,6 +51,8 @@ class MergeRequest:
     weights: tuple[float, ...] | None = attrs.field(default=None, converter=_weights_converter)
     normalize: bool = True
     vw_options: str | None = None
+    #: Take weight rows holding NaN/±inf as they are instead of refusing the file.
+    allow_nonfinite: bool = False
     #: Where the merge runs (see vwmerge.engine.streaming.merge_files): worker processes, "local" or
     #: "dask", the dask scheduler; progress None = a bar when stderr is a terminal.
     jobs: int = 1
@@ -198,6 +200,7 @@ def run_merge(
     return merge_files(
         request.inputs, request.output, weights=request.weights, normalize=request.normalize,
         base=request.base, vw_options=request.vw_options, jobs=request.jobs, executor=request.executor,
+        allow_nonfinite=request.allow_nonfinite,
         scheduler=request.scheduler, progress=request.progress, registry=registry,
         provenance=request.provenance, argv=argv,
     )  # fmt: skip
@@ -284,11 +287,13 @@ def _old_fields(h: Header) -> dict[str, Any]:
     return out
 
 
-def inspect_model(path: str, *, vw_options: str | None = None, registry: Registry | None = None) -> dict[str, Any]:
+def inspect_model(
+    path: str, *, vw_options: str | None = None, registry: Registry | None = None, allow_nonfinite: bool = False
+) -> dict[str, Any]:
     """One JSON-able document describing a model file (a path or an fsspec URL): header, stack
     with states, weights."""
     with fs.mapped(path) as source:
-        ws = load(source, vw_options=vw_options, registry=registry, name=path)
+        ws = load(source, vw_options=vw_options, registry=registry, name=path, allow_nonfinite=allow_nonfinite)
     h = ws.header
     has_checksum = h.has_checksum
     stack = ws.describe()

@@ -80,6 +80,7 @@ def _scan(
 def _all_at_once(
     inputs: _Inputs, k: int, entry: StackEntry, base_state: Any, full_base: Workspace | None,
     vw_options: str | None, stack: contextlib.ExitStack, digests: Digests | None,
+    allow_nonfinite: bool = False,
 ) -> Any:  # fmt: skip
     """A bottom learner the plan does not stream: every input mapped, merged in memory."""
     prep = inputs.prep
@@ -89,7 +90,7 @@ def _all_at_once(
         buf = stack.enter_context(files.mapped(source))
         if digests is not None:
             digests[i] = files.digest(buf)
-        ws = load(buf, vw_options=vw_options, registry=reg, name=source)
+        ws = load(buf, vw_options=vw_options, registry=reg, name=source, allow_nonfinite=allow_nonfinite)
         st = ws.states[k]
         if full_base is not None and prep.additive[k]:
             st = reg.call("vwmerge_subtract", entry, state=st, base=full_base.states[k], context=prep.context)
@@ -114,6 +115,7 @@ def merge_files(
     models_from: Sequence[PathLike] = (),
     provenance: bool = False,
     argv: Sequence[str] | None = None,
+    allow_nonfinite: bool = False,
 ) -> MergeReport:
     """Merge model files (paths or fsspec URLs) into ``output`` without loading them whole.
 
@@ -128,7 +130,9 @@ def merge_files(
     the peak memory, and with ``provenance`` what :meth:`MergeReport.to_provenance` reports:
     the SHA-256 of every input, the base and the output, each taken from the bytes as the merge
     reads or writes them (no extra pass over any file), the plan and what each step did.
-    ``argv``: the command line to record (default ``sys.argv``).
+    ``argv``: the command line to record (default ``sys.argv``). ``allow_nonfinite`` takes
+    weight rows holding NaN/±inf as they are (by default such an input is refused, see
+    :func:`vwmerge.load`).
     """
     started = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
     sources = expand_inputs(paths, models_from=models_from)
@@ -154,19 +158,23 @@ def merge_files(
         if base_source is not None:
             buf = stack.enter_context(files.mapped(base_source))
             base_digest = files.digest(buf) if provenance else None
-            full_base = load(buf, vw_options=vw_options, registry=reg)
+            full_base = load(
+                buf, vw_options=vw_options, registry=reg, name=base_source, allow_nonfinite=allow_nonfinite
+            )
 
         def merge_entry(k: int, entry: StackEntry, base_state: Any) -> Any:
             nonlocal passes
             if not entry.bottom:  # small, and read whole by the scan
                 return merge_states(prep, k, entry, base_state)
             if not prep.plan.steps[k].streamed:
-                return _all_at_once(inputs, k, entry, base_state, full_base, vw_options, stack, digests)
+                return _all_at_once(
+                    inputs, k, entry, base_state, full_base, vw_options, stack, digests, allow_nonfinite
+                )
             plan = StreamPlan(
                 tuple(ModelRef.of(ws) for ws in prep.models), inputs.sizes,
                 ModelRef.of(prep.base) if prep.base is not None else None,
                 prep.header, prep.context.weights, k, exact=not ex.parallel, vw_options=vw_options,
-                digest=provenance,
+                digest=provenance, allow_nonfinite=allow_nonfinite,
             )  # fmt: skip
             streamed = ex.merge(plan, reg, bar)
             passes = streamed.passes

@@ -10,8 +10,8 @@ temporary name and renamed, so a failed merge never leaves a partial model behin
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import errno
+import hashlib
 import mmap
 import os
 import re
