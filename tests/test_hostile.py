@@ -170,6 +170,19 @@ def test_a_non_finite_weight_is_refused_naming_file_and_row(models: Models, tmp_
     assert not np.isfinite(merged.values[merged.index == row, 0]).any()
 
 
+def test_a_model_vw_trained_into_nan_is_refused(tmp_path: Path) -> None:
+    """VW 9.11.9's svrg diverges on this data: every weight of the file it writes is NaN."""
+    from test_bottoms_trees import BY_ARGS, train_file
+
+    cfg = BY_ARGS["--svrg"]
+    diverged = train_file(cfg, 11, 30, tmp_path / "diverged.model")
+    other = train_file(cfg, 12, 37, tmp_path / "other.model")
+    assert np.isnan(vwmerge.load(diverged, allow_nonfinite=True).states[-1].table.values).all()
+    load_error(diverged, str(diverged), "holds nan in column 'w'")
+    assert_one_error(vwmerge_cli("inspect", diverged), str(diverged), "holds nan")
+    assert_one_error(vwmerge_cli("merge", "-o", tmp_path / "o.model", diverged, other), str(diverged), "holds nan")
+
+
 def test_ftrl_fit_survives_non_finite_rows_when_they_are_allowed(models: Models, tmp_path: Path) -> None:
     """ftrl's least-squares fit of its constants once failed (SVD did not converge) on an inf row."""
     src, other = models.inputs("--ftrl", 2)

@@ -229,8 +229,11 @@ def test_zero_example_counts_do_not_make_nan_weights(
         assert vwmerge.load(out).state("gd").online.weighted_labeled_examples == 0.0
         zeroed.append(out)
 
-    vw_table = vwmerge.load(vwtrain.vw_merge(zeroed, tmp_path / "vw.model")).state("gd").table
+    vw_out = vwtrain.vw_merge(zeroed, tmp_path / "vw.model")
+    vw_table = vwmerge.load(vw_out, allow_nonfinite=True).state("gd").table
     assert len(vw_table) == 2**18 and bool(np.all(np.isnan(vw_table.values)))
+    with pytest.raises(vwmerge.ModelFormatError, match="row 0 holds nan"):  # refused unless allowed
+        vwmerge.load(vw_out)
 
     ours = vwmerge.merge([vwmerge.load(p) for p in zeroed])
     assert _warnings(logs, "example counts sum to zero")
