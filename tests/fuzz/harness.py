@@ -349,16 +349,20 @@ def _where(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise InputTimeout(f"more than {seconds} s")
+    """Raise :class:`InputTimeout` after ``seconds`` of CPU time (user + system), not wall time,
+    so a loaded machine does not make slow inputs. A hang that uses no CPU (blocking on a file)
+    is what run.py's watchdog catches."""
 
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise InputTimeout(f"more than {seconds} s of CPU time")
+
+    old = signal.signal(signal.SIGPROF, on_alarm)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, old)
 
 
 def _guard(step: str, fn: Callable[[], Any]) -> Any:
@@ -417,11 +421,12 @@ def check_library(data: bytes, partner: Seed, workdir: Path, *, timeout: float =
         _guard("run_merge-self", lambda: run_merge(attrs.evolve(req, inputs=(str(path), str(path)))))
 
 
-def _limit_memory(limit: int) -> Callable[[], None]:
+def _limit_memory(limit: int, cpu_seconds: int) -> Callable[[], None]:
     def apply() -> None:
         import resource
 
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
 
     return apply
 
@@ -440,15 +445,20 @@ def cli_commands(path: Path, partner: Path, out: Path) -> list[list[str]]:
     ]
 
 
-def check_cli(args: Sequence[str], names: Sequence[str], *, timeout: float = 30.0, cwd: Path | None = None) -> None:
-    """The CLI half: exit 0 or 1; on 1 exactly one ``Error:`` line naming one of ``names``."""
+def check_cli(
+    args: Sequence[str], names: Sequence[str], *, cpu_seconds: int = 30, timeout: float = 300.0, cwd: Path | None = None
+) -> None:
+    """The CLI half: exit 0 or 1; on 1 exactly one ``Error:`` line naming one of ``names``.
+
+    The command may use ``cpu_seconds`` of CPU time (RLIMIT_CPU: past it the kernel kills it,
+    a finding ``exit--24``) and ``timeout`` seconds of wall time (a command blocked on a file)."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "VWMERGE_LOG_FORMAT": "json"}
     cmd = [sys.executable, "-m", "vwmerge", *args]
     where = f"cli:{args[0]}"
     try:
         proc = subprocess.run(
             cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd,
-            preexec_fn=_limit_memory(CLI_MEMORY), stdin=subprocess.DEVNULL,
+            preexec_fn=_limit_memory(CLI_MEMORY, cpu_seconds), stdin=subprocess.DEVNULL,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
         raise Finding("timeout", where, f"{' '.join(args)} ran more than {timeout} s") from None
