@@ -1,7 +1,7 @@
 # Developer entry points. `make test` is the README's test command and what .ci/run calls.
 PYTHON ?= python3
 
-.PHONY: install test lint typecheck bench quality examples mutation fuzz
+.PHONY: install test lint typecheck bench quality examples mutation fuzz fuzz-atheris
 
 install:
 	$(PYTHON) -m pip install -q -e '.[test,dask]' ./tests/plugin_pkg
@@ -40,3 +40,8 @@ FUZZ_SECONDS ?= 1800
 FUZZ_DIR ?= fuzz-work
 fuzz:
 	nice -n 19 $(PYTHON) tests/fuzz/run.py --seconds $(FUZZ_SECONDS) --workdir $(FUZZ_DIR)
+
+# Coverage-guided companion (atheris/libFuzzer); stops at the first finding (crash-* file).
+fuzz-atheris:
+	mkdir -p $(FUZZ_DIR)/atheris-corpus
+	nice -n 19 $(PYTHON) tests/fuzz/atheris_target.py $(FUZZ_DIR)/atheris-corpus -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=65536
