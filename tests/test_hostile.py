@@ -25,15 +25,44 @@ import attrs
 import numpy as np
 import pytest
 import vwmerge
-from conftest import Models
-from test_cli import assert_one_error, vwmerge_cli
-from vwmerge.binio import Reader, Writer
-from vwmerge.header import Header
-from vwmerge.render import fmt_value, jsonable, render_inspect, to_json
-from vwmerge.workspace import os_error
+from helpers.configs import BOTTOM_CONFIGS
+from helpers.models import Models
+from helpers.zoo import train_file
+from vwmerge.cli.render import fmt_value, jsonable, render_inspect, to_json
+from vwmerge.format.binio import Reader, Writer
+from vwmerge.format.header import Header
+from vwmerge.model.files import os_error
+
+BY_ARGS = {c.args: c for c in BOTTOM_CONFIGS}
 
 #: What loading a small hostile file may allocate, at most (the claims run to gigabytes).
 MAX_ALLOCATION = 4 << 20
+
+
+@attrs.frozen
+class Run:
+    returncode: int
+    stderr: str
+
+
+def vwmerge_cli(*args: object) -> Run:
+    """``python -m vwmerge ARGS`` in a subprocess; stderr is a pipe, so log events are JSON lines."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "vwmerge", *map(str, args)], capture_output=True, text=True, timeout=300,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    return Run(proc.returncode, proc.stderr)
+
+
+def assert_one_error(run: Run, *needles: str) -> str:
+    """Exit 1, no traceback, and exactly one ``Error:`` line on stderr, naming each needle."""
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, run.stderr
+    for needle in needles:
+        assert needle in errors[0], (needle, errors[0])
+    return errors[0]
 
 
 def rewrite_header(path: Path, out: Path, **changes: object) -> Path:
@@ -125,8 +154,6 @@ def test_a_rank_larger_than_the_rows_is_refused_before_allocating(models: Models
 
 
 def test_lda_header_field_0xffffffff_is_refused_before_allocating(models: Models, tmp_path: Path) -> None:
-    from test_bottoms_trees import BY_ARGS, train_file
-
     cfg = BY_ARGS["--lda 3 -b 8"]
     src = train_file(cfg, 5, 30, tmp_path / "lda.model")
     partner = train_file(cfg, 6, 30, tmp_path / "lda2.model")
@@ -172,8 +199,6 @@ def test_a_non_finite_weight_is_refused_naming_file_and_row(models: Models, tmp_
 
 def test_a_model_vw_trained_into_nan_is_refused(tmp_path: Path) -> None:
     """VW 9.11.9's svrg diverges on this data: every weight of the file it writes is NaN."""
-    from test_bottoms_trees import BY_ARGS, train_file
-
     cfg = BY_ARGS["--svrg"]
     diverged = train_file(cfg, 11, 30, tmp_path / "diverged.model")
     other = train_file(cfg, 12, 37, tmp_path / "other.model")
@@ -274,7 +299,7 @@ def test_any_number_renders(models: Models) -> None:
     assert fmt_value(10**25) == "1e+25"
     assert fmt_value(-(10**400)).startswith("-~2^")
     assert jsonable({"x": huge})["x"] == "~2^66438"
-    from vwmerge.pipeline import inspect_model
+    from vwmerge.engine.pipeline import inspect_model
 
     doc = inspect_model(str(models.inputs("--oaa 3", 1)[0]))
     doc["stack"][0]["width"] = huge
@@ -371,7 +396,7 @@ def test_a_file_that_cannot_be_mapped_under_an_address_space_limit_names_the_fil
 # Optional dependencies
 def _without(module: str, *args: object) -> subprocess.CompletedProcess[str]:
     """The CLI in a process where ``module`` cannot be imported (as if the extra were missing)."""
-    code = f"import sys; sys.modules[{module!r}] = None; from vwmerge.cli import main; main()"
+    code = f"import sys; sys.modules[{module!r}] = None; from vwmerge.cli.commands import main; main()"
     return subprocess.run(
         [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=120,
         stdin=subprocess.DEVNULL,

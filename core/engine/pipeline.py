@@ -292,7 +292,7 @@ def inspect_model(
 ) -> dict[str, Any]:
     """One JSON-able document describing a model file (a path or an fsspec URL): header, stack
     with states, weights."""
-    with fs.mapped(path) as source:
+    with files.mapped(path) as source:
         ws = load(source, vw_options=vw_options, registry=registry, name=path, allow_nonfinite=allow_nonfinite)
     h = ws.header
     has_checksum = h.has_checksum

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from .errors import ModelFormatError
+from ..errors import ModelFormatError
 
 #: Options that are RNG/run state rather than model configuration.
 STATE_OPTIONS = frozenset({"random_seed"})

@@ -55,7 +55,7 @@ def one_input(data: bytes) -> None:
 
 
 def main() -> None:
-    from vwmerge import logs
+    from vwmerge.cli import logs
 
     logs.configure("error", "json")
     warnings.simplefilter("ignore")

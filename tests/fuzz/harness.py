@@ -97,7 +97,7 @@ class Seed:
 
 def build_seeds(directory: Path, stacks: Sequence[str] = SEED_STACKS, n: int = 40) -> list[Seed]:
     """Train one real VW model per option set (cached in ``directory``) and read it."""
-    import vwtrain  # test helper; imported here so fuzz workers never load VW
+    from helpers import vwtrain  # imported here so fuzz workers never load VW
 
     directory.mkdir(parents=True, exist_ok=True)
     seeds = []
@@ -118,7 +118,7 @@ def build_seeds(directory: Path, stacks: Sequence[str] = SEED_STACKS, n: int = 4
 def _train_from_file(args: str, path: Path, n: int) -> None:
     """lda (unlabeled text) and bfgs (passes over a cache) train from a data file, as in VW."""
     import vowpalwabbit
-    import vwtrain
+    from helpers import vwtrain
 
     data = path.with_suffix(".txt")
     lines = [ex if isinstance(ex, str) else "\n".join(ex) for ex in vwtrain._examples(args, random.Random(5), n)]
@@ -142,8 +142,8 @@ class Parsed:
 
 
 def parse(data: bytes) -> Parsed | None:
-    from vwmerge.binio import Reader
-    from vwmerge.header import Header
+    from vwmerge.format.binio import Reader
+    from vwmerge.format.header import Header
 
     try:
         r = Reader(data)
@@ -155,7 +155,7 @@ def parse(data: bytes) -> Parsed | None:
 
 def encode(p: Parsed, *, rest: bytes | None = None) -> bytes:
     """The header from ``p``'s chunks with a valid chained checksum, then ``rest``."""
-    from vwmerge.murmur import chained_checksum
+    from vwmerge.format.murmur import chained_checksum
 
     out = [struct.pack("<I", len(p.version)), p.version, *p.chunks, struct.pack("<II", 4, chained_checksum(p.chunks))]
     return b"".join(out) + (p.rest if rest is None else rest)
@@ -386,8 +386,8 @@ def _guard(step: str, fn: Callable[[], Any]) -> Any:
 def check_library(data: bytes, partner: Seed, workdir: Path, *, timeout: float = 10.0) -> None:
     """The library half of the property for one input; raises :class:`Finding`."""
     import vwmerge
-    from vwmerge.pipeline import MergeRequest, inspect_model, plan_merge, run_merge
-    from vwmerge.render import render_inspect, render_plan, to_json
+    from vwmerge.cli.render import render_inspect, render_plan, to_json
+    from vwmerge.engine.pipeline import MergeRequest, inspect_model, plan_merge, run_merge
 
     path = workdir / "input.model"
     path.write_bytes(data)

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]  # harness, and tests/vwtrain.py for the seeds
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # harness, and tests/helpers for the seeds
 
 import harness  # noqa: E402
 
@@ -32,7 +32,7 @@ def worker(args: argparse.Namespace) -> None:
     import resource
     import warnings
 
-    from vwmerge import logs
+    from vwmerge.cli import logs
 
     logs.configure("error", "json")  # the merges' warnings are expected; findings are what matters
     warnings.simplefilter("ignore")  # numpy's overflow/invalid warnings on hostile floats
