@@ -511,6 +511,8 @@ def fuzz_once(
         path.write_bytes(data)
         out = workdir / "cli-out.model"
         for args in cli_commands(path, partner.path, out):
+            if on_input is not None:
+                on_input(data)  # a heartbeat for run.py's watchdog before each command
             try:
                 check_cli(args, [path.name, partner.path.name, out.name])
             except Finding as f:

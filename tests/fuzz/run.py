@@ -60,6 +60,16 @@ def worker(args: argparse.Namespace) -> None:
     current.unlink(missing_ok=True)
 
 
+def _cpu_ticks(pid: int) -> int:
+    """CPU time (utime + stime, clock ticks) the worker has used: a worker starved of CPU by a busy
+    machine (it runs at nice 19) is slow, not hung; only a worker using no CPU is."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return -1
+    return int(fields[11]) + int(fields[12])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=1800.0, help="campaign duration (default 1800)")
@@ -68,7 +78,10 @@ def main() -> int:
     ap.add_argument("--cli-every", type=int, default=40, help="run the CLI commands on every N-th input")
     ap.add_argument("--memory", type=int, default=2048, help="worker address-space limit in MiB")
     ap.add_argument(
-        "--stall", type=float, default=240.0, help="restart a worker on one input this many seconds (default 240)"
+        "--stall",
+        type=float,
+        default=360.0,
+        help="restart a worker that neither starts an input nor a command nor uses CPU for this long (default 360)",
     )
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -95,14 +108,16 @@ def main() -> int:
         current = workdir / f"current-{proc.pid}.model"
         last_beat = time.monotonic()
         last_mtime = 0.0
+        last_cpu = -1
         reason = None
         while proc.poll() is None:
             time.sleep(2)
             # The worker writes each input to `current` before checking it: that is its heartbeat.
             beats = [f.stat().st_mtime for f in (stats_file, current) if f.exists()]
             with_beat = max(beats, default=0.0)
-            if with_beat != last_mtime:
-                last_mtime, last_beat = with_beat, time.monotonic()
+            cpu = _cpu_ticks(proc.pid)
+            if with_beat != last_mtime or cpu != last_cpu:  # a new input, or still computing
+                last_mtime, last_cpu, last_beat = with_beat, cpu, time.monotonic()
             if time.monotonic() - last_beat > args.stall:
                 reason = f"worker silent for {args.stall:.0f} s (hang outside Python code)"
                 os.kill(proc.pid, signal.SIGKILL)
