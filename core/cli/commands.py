@@ -13,26 +13,18 @@ import contextlib
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-import attrs
 import click
 
-from .. import __version__
-from ..contract.registry import default_registry
-from ..engine.pipeline import (
-    MergeRequest,
-    check_report_path,
-    inspect_model,
-    parse_weights,
-    plan_merge,
-    run_merge,
-    write_text,
-)
-from ..engine.report import read_report, verify
 from ..errors import VWMergeError
 from . import logs
-from .render import plugins_document, render_inspect, render_plan, render_plugins, to_json
+
+if TYPE_CHECKING:
+    from ..engine.pipeline import MergeRequest
+
+# Each command imports the engine (numpy, pluggy, the plugins) inside its body, so that
+# `vwmerge --version` and `--help` cost an interpreter and click, nothing more (docs/scale.md).
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,9 +38,12 @@ DEFAULT_WEIGHTING = (
 )
 
 
-@attrs.frozen
-class CliState:
+class CliState(NamedTuple):
+    """What the group's options tell the commands (a NamedTuple: attrs would cost start-up)."""
+
     debug: bool = False
+    log_level: str = "info"
+    log_format: str = "auto"
 
 
 @contextlib.contextmanager
@@ -70,9 +65,25 @@ def _fail(ctx: click.Context, exc: BaseException, message: str) -> None:
     raise click.ClickException(" ".join(message.splitlines())) from exc
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from .. import __version__
+
+    click.echo(f"vwmerge {__version__}")
+    ctx.exit()
+
+
 # --------------------------------------------------------------------------------------------
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, "--version", prog_name="vwmerge", message="%(prog)s %(version)s")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and exit.",
+)
 @click.option(
     "--log-level",
     type=click.Choice(list(logs.LEVELS)),
@@ -107,8 +118,15 @@ def main(ctx: click.Context, log_level: str, log_format: str, debug: bool) -> No
     Log events go to stderr, command output to stdout. Exit status: 0 success, 1 a problem
     with a file or the models (one line naming the file), 2 a usage error.
     """
-    logs.configure(log_level, log_format)  # type: ignore[arg-type]
-    ctx.obj = CliState(debug=debug)
+    ctx.obj = CliState(debug=debug, log_level=log_level, log_format=log_format)
+
+
+def _start(ctx: click.Context) -> None:
+    """Configure logging: the first thing a command does (not the group, so that
+    `vwmerge merge --help` does not import structlog)."""
+    state = ctx.find_object(CliState)
+    if state is not None:
+        logs.configure(state.log_level, state.log_format)  # type: ignore[arg-type]
 
 
 def _plan_options(func: F) -> F:
@@ -168,6 +186,8 @@ def _request(
 ) -> MergeRequest:
     if not models and not models_from:
         raise click.UsageError("No models given: name them as MODEL arguments or with --models-from FILE.", ctx)
+    from ..engine.pipeline import MergeRequest, parse_weights
+
     with user_errors(ctx):
         parsed = parse_weights(weights)
     return MergeRequest(
@@ -177,6 +197,9 @@ def _request(
 
 
 def _check(ctx: click.Context, request: MergeRequest, as_json: bool) -> None:
+    from ..engine.pipeline import plan_merge
+    from .render import render_plan, to_json
+
     plan = plan_merge(request)
     click.echo(to_json(plan.to_dict()) if as_json else render_plan(plan))
     if plan.error is not None:
@@ -271,10 +294,16 @@ def merge_command(
     """
     if output is None and not dry_run:
         raise click.UsageError("Missing option '-o' / '--output' (the merged model's file name).", ctx)
+    _start(ctx)
+    from ..engine.pipeline import check_report_path, run_merge, write_text
+    from .render import to_json
+
     request = _request(ctx, models, models_from, output, base, weights, normalize, vw_options)
     if dry_run:
         _check(ctx, request, as_json)
         return
+    import attrs
+
     provenance = as_json or report_path is not None
     request = attrs.evolve(
         request, jobs=jobs, executor=executor, scheduler=scheduler, progress=False if quiet else None,
@@ -324,6 +353,7 @@ def check_command(
     OUT); damage inside the weight rows and write errors show only in the merge ('vwmerge
     inspect' reads every row).
     """
+    _start(ctx)
     _check(ctx, _request(ctx, models, models_from, output, base, weights, normalize, vw_options), as_json)
 
 
@@ -343,6 +373,9 @@ def verify_command(ctx: click.Context, report: str, with_inputs: bool) -> None:
     naming the first file that differs, or saying what is wrong with the report. Relative paths
     are taken relative to the directory the merge ran in (the report's "cwd").
     """
+    _start(ctx)
+    from ..engine.report import read_report, verify
+
     with user_errors(ctx):
         doc = read_report(report)
         mismatch = verify(doc, inputs=with_inputs)
@@ -374,6 +407,10 @@ def inspect_command(
     the learner's counters, and per-column weight statistics. Reading a model also validates it:
     a damaged file fails with one line saying what is wrong.
     """
+    _start(ctx)
+    from ..engine.pipeline import inspect_model
+    from .render import render_inspect, to_json
+
     with user_errors(ctx):
         doc = inspect_model(model, vw_options=vw_options, allow_nonfinite=allow_nonfinite)
     click.echo(to_json(doc) if as_json else render_inspect(doc))
@@ -392,6 +429,10 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
     Plugins come from the 'vwmerge' entry-point group, vwmerge's own included. A plugin from
     another package that declares a built-in reduction overrides it; overrides are listed.
     """
+    _start(ctx)
+    from ..contract.registry import default_registry
+    from .render import plugins_document, render_plugins, to_json
+
     with user_errors(ctx):
         registry = default_registry()
     doc = plugins_document(registry.plugins(), registry.overrides, registry.broken)

@@ -8,19 +8,21 @@ else. stderr carries the log so that stdout stays clean for command output (``in
 
 from __future__ import annotations
 
-import logging
 import sys
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
-import structlog
+if TYPE_CHECKING:
+    import structlog
 
 LogFormat = Literal["auto", "console", "json"]
 
+# the standard library's logging levels (logging.DEBUG, ...), spelled out so that importing this
+# module (the command line does, for --log-level's choices) imports neither logging nor structlog
 LEVELS: dict[str, int] = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
+    "debug": 10,
+    "info": 20,
+    "warning": 30,
+    "error": 40,
 }
 
 
@@ -44,6 +46,8 @@ def configure(level: str = "info", fmt: LogFormat = "auto", *, stream: TextIO | 
         raise ValueError(f"unknown log level {level!r}; choose one of {', '.join(LEVELS)}")
     if fmt not in ("auto", "console", "json"):
         raise ValueError(f"unknown log format {fmt!r}; choose auto, console or json")
+    import structlog  # here, not at the top: `vwmerge --version` and `--help` never log
+
     out = stream if stream is not None else sys.stderr
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -65,5 +69,7 @@ def configure(level: str = "info", fmt: LogFormat = "auto", *, stream: TextIO | 
 
 def get_logger() -> structlog.typing.FilteringBoundLogger:
     """The one logger vwmerge writes user-visible events to."""
+    import structlog
+
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger("vwmerge")
     return logger
