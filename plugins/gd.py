@@ -15,6 +15,8 @@ docs/merge-semantics.md) and differ, deliberately, where it is not:
 
 from __future__ import annotations
 
+import functools
+import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -68,6 +70,14 @@ RESUME_FIX_SINCE = (7, 10, 1)
 
 
 # Online state (VW's shared_data plus gd's per-model states), as saved under save_resume.
+@functools.cache
+def _online_layout(n: int, with_l1l2: bool) -> struct.Struct:
+    """OnlineState's fields as one struct: initial_t, n sums of norm x, t, two losses, dump
+    interval, labels, three example weights, example number, features, n total weights, old
+    weighted examples, pass, and (9.0.0 on) the l1 and l2 states."""
+    return struct.Struct("<f" + "d" * n + "ddd" + "fff" + "ddd" + "QQ" + "d" * n + "dQ" + ("dd" if with_l1l2 else ""))
+
+
 @attrs.frozen
 class OnlineState:
     initial_t: float
@@ -93,6 +103,17 @@ class OnlineState:
     def read(cls, r: Any, n: int, with_l1l2: bool, with_resume_fix: bool = True) -> OnlineState:
         """``with_resume_fix`` False (files before 7.10.1): no total_weight, old weighted examples
         or current pass in the file; VW then starts them at 0, and so does this state."""
+        layout = _online_layout(n, with_l1l2)
+        if not with_resume_fix or r.remaining < layout.size:  # field by field (an error names the field)
+            return cls._read_fields(r, n, with_l1l2, with_resume_fix)
+        v = layout.unpack_from(r.buf, r.pos)  # one call, not thirty: this runs for every input
+        r.pos += layout.size
+        tw = 10 + n + 2
+        l1l2 = v[tw + n + 2 : tw + n + 4] if with_l1l2 else (None, None)
+        return cls(v[0], v[1 : 1 + n], *v[1 + n : tw], v[tw : tw + n], v[tw + n], v[tw + n + 1], *l1l2)
+
+    @classmethod
+    def _read_fields(cls, r: Any, n: int, with_l1l2: bool, with_resume_fix: bool = True) -> OnlineState:
         initial_t = r.f32("initial_t")
         nsnx = tuple(r.f64("normalized_sum_norm_x") for _ in range(n))
         t, sl, sld = r.f64("t"), r.f64("sum_loss"), r.f64("sum_loss_since_last_dump")

@@ -211,6 +211,7 @@ class Registry:
             for spec in _declared_specs(impl.plugin_name, impl.function()):
                 self._declare(impl.plugin_name, spec)
         self._callers: dict[tuple[str, str], Any] = {}
+        self._implements: dict[tuple[str, str], bool] = {}
         self._stacks: dict[Options, tuple[StackEntry, ...]] = {}
 
     def distribution(self, plugin_name: str) -> tuple[str, str]:
@@ -249,8 +250,13 @@ class Registry:
         return self._callers[key]
 
     def implements(self, hook: str, entry: StackEntry) -> bool:
-        owner = self.pm.get_plugin(entry.plugin)
-        return any(impl.plugin is owner for impl in getattr(self.pm.hook, hook).get_hookimpls())
+        key = (hook, entry.plugin)
+        found = self._implements.get(key)
+        if found is None:  # remembered: the plugins are fixed when the registry is made
+            owner = self.pm.get_plugin(entry.plugin)
+            found = any(impl.plugin is owner for impl in getattr(self.pm.hook, hook).get_hookimpls())
+            self._implements[key] = found
+        return found
 
     def call(self, hook: str, entry: StackEntry, **kwargs: Any) -> Any:
         if not self.implements(hook, entry):

@@ -85,6 +85,12 @@ class StreamPlan:
     def count(self) -> int:
         return len(self.inputs)
 
+    @property
+    def read_ahead(self) -> bool:
+        """Whether reading the next input in the background pays: only for inputs large enough
+        that reading one takes longer than handing it between threads."""
+        return sum(self.sizes) >= READ_AHEAD_MIN_BYTES * max(1, len(self.sizes))
+
     def context(
         self, registry: Registry, *, pass_index: int = 0, prior: Any = None, in_place: bool = False
     ) -> PartialContext:
@@ -149,14 +155,22 @@ class StreamPlan:
 
 _END = object()
 
+#: Inputs smaller than this on average are read in the thread that folds them: for a small
+#: model the hand-over between threads costs more than the reading it would overlap.
+READ_AHEAD_MIN_BYTES = 1 << 20
 
-def read_ahead(items: Iterable[T], start: int = 2) -> Iterator[T]:
+
+def read_ahead(items: Iterable[T], start: int = 2, *, enabled: bool = True) -> Iterator[T]:
     """``items``, reading the next one in a background thread while the current one is used.
 
     Reading (mapping, parsing and checking a model) then overlaps the arithmetic. It starts with
     the ``start``-th item: a fold keeps its first partial, with its input, until the second has
-    arrived, and reading a third then would hold three inputs at once.
+    arrived, and reading a third then would hold three inputs at once. ``enabled=False``: the
+    items as they come, in this thread.
     """
+    if not enabled:
+        yield from items
+        return
     source = iter(items)
     with ThreadPoolExecutor(1, thread_name_prefix="vwmerge-read") as reader:
         pending: Future[Any] | None = None
@@ -186,7 +200,7 @@ def fold_group(plan: StreamPlan, indices: Sequence[int], pass_index: int, prior:
     registry = default_registry()
     ctx = plan.context(registry, pass_index=pass_index, prior=prior, in_place=True)
     digests: Digests = {}
-    states = read_ahead(plan.states(registry, indices, ctx, digests=digests))
+    states = read_ahead(plan.states(registry, indices, ctx, digests=digests), enabled=plan.read_ahead)
     return fold(registry, plan.stack_entry(ctx), ctx, states), digests
 
 
@@ -268,7 +282,7 @@ class LocalExecutor:
         def one_pass(c: PartialContext) -> Any:
             with progress.task(_label(plan, c), sum(plan.sizes)) as advance:
                 states = plan.states(registry, range(plan.count), c, advance, digests)
-                acc = fold(registry, entry, c, read_ahead(states))
+                acc = fold(registry, entry, c, read_ahead(states, enabled=plan.read_ahead))
             return finalize(registry, entry, acc, c)
 
         return _counted_passes(ctx, one_pass, digests)

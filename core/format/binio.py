@@ -31,6 +31,8 @@ _FMT = {
 #: Rows checked for non-finite values per step once a table's sum says there is one.
 _FINITE_CHUNK = 1 << 16
 
+_STRUCT = {kind: struct.Struct(fmt) for kind, fmt in _FMT.items()}
+
 
 #: Integer kinds: (bits, signed), for wrapping on write.
 _WRAP = {"u8": (8, False), "bool": (8, False), "u32": (32, False), "i32": (32, True), "u64": (64, False),
@@ -50,6 +52,8 @@ class Reader:
         self.source = source
         self.pos = pos
         self.allow_nonfinite = allow_nonfinite
+        #: bytes passed over without being parsed (the weight rows of a scanned model)
+        self.skipped = 0
 
     def check_finite(self, index: np.ndarray, values: np.ndarray, columns: tuple[str, ...], what: str) -> None:
         """Refuse rows holding NaN or ±inf (unless ``allow_nonfinite``), naming the first such row.
@@ -105,11 +109,13 @@ class Reader:
         return out
 
     def scalar(self, kind: str, what: str) -> Any:
-        fmt = _FMT[kind]
-        size = struct.calcsize(fmt)
-        self.need(size, what)
-        (value,) = struct.unpack_from(fmt, self.buf, self.pos)
-        self.pos += size
+        unpack = _STRUCT[kind]
+        pos = self.pos
+        end = pos + unpack.size
+        if end > len(self.buf):
+            self.need(unpack.size, what)  # raises, naming ``what``
+        (value,) = unpack.unpack_from(self.buf, pos)
+        self.pos = end
         if kind == "bool":
             return value != 0
         return value
@@ -199,7 +205,7 @@ class Writer:
         elif kind == "f32":
             with np.errstate(over="ignore"):
                 value = float(np.float32(value))
-        self.parts.append(struct.pack(_FMT[kind], value))
+        self.parts.append(_STRUCT[kind].pack(value))
 
     def u8(self, value: int) -> None:
         self.scalar("u8", value)

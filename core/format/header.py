@@ -13,6 +13,7 @@ a rank field up to 7.8.0, no checksum before 8.0.1 and an unchained one in 8.0.1
 
 from __future__ import annotations
 
+import functools
 import re
 
 import attrs
@@ -84,6 +85,7 @@ def reader_epoch(version: Version) -> tuple[Version, Version | None]:
     return since, None
 
 
+@functools.lru_cache(maxsize=256)
 def parse_version(raw: bytes) -> Version:
     text = raw.split(b"\0", 1)[0].decode("ascii", "replace")
     m = re.match(r"^\s*(\d+)\.(\d+)\.(\d+)", text)
@@ -205,7 +207,7 @@ class Header:
         """
         if self.version < CHAINED_CHECKSUM_SINCE:
             return murmur3_32(self._unchecked_bytes(), 0)
-        return chained_checksum(self._checksum_chunks())
+        return _chained_checksum(tuple(self._checksum_chunks()))
 
     def write(self, w: Writer) -> None:
         w.bytes(self._unchecked_bytes())
@@ -285,6 +287,14 @@ class Header:
                     f"bad header checksum: stored {stored}, computed {computed} (the file is corrupted or was edited)"
                 )
         return header
+
+
+@functools.lru_cache(maxsize=4096)
+def _chained_checksum(chunks: tuple[bytes, ...]) -> int:
+    """The chained checksum of a header's bytes, remembered (keyed by the exact bytes, never by
+    values that compare equal, like -0.0 and 0.0): a merge verifies each input's header when it
+    scans it and again when it reads its rows, and the models of one fleet often share a header."""
+    return chained_checksum(list(chunks))
 
 
 def _read_interaction(r: Reader) -> bytes:

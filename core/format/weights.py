@@ -74,7 +74,9 @@ class WeightTable:
         nothing). The last row's index is checked against 2^bits: VW writes rows in ascending
         order, so in a file VW wrote it is the largest, and reading it touches only the file's
         last page."""
+        start = r.pos
         rows = _rows_to_end(r, bits, columns)
+        r.skipped += r.pos - start
         if len(rows):
             _check_top(r, int(rows["i"][-1]), bits)
         return _empty_shared(bits, columns)

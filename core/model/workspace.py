@@ -133,6 +133,18 @@ def load(
     stack is derived from, never written to the file. A weight row holding NaN or ±inf is refused
     (a :class:`ModelFormatError` naming the row) unless ``allow_nonfinite``.
     """
+    return _load(source, registry=registry, load_weights=load_weights, name=name, vw_options=vw_options)[0]
+
+
+def _load(
+    source: Source,
+    *,
+    registry: Registry | None,
+    load_weights: bool,
+    name: str | None,
+    vw_options: str | Options | None,
+) -> tuple[Workspace, int]:
+    """:func:`load`, and the bytes it parsed (the file's size less the rows it skipped)."""
     reg = registry or default_registry()
     buf, label = files.open_source(source, name)
     r = Reader(buf, label, allow_nonfinite=allow_nonfinite)
@@ -166,7 +178,7 @@ def load(
             )
     if not stack[-1].section and not r.at_end():
         raise ModelFormatError(f"{r.remaining} unexpected bytes after the header", source=label)
-    return Workspace(header, options, stack, tuple(states), label, reg)
+    return Workspace(header, options, stack, tuple(states), label, reg), r.pos - r.skipped
 
 
 def scan(target: str, *, vw_options: str | None = None, registry: Registry | None = None) -> tuple[Workspace, int]:
@@ -180,20 +192,20 @@ def scan(target: str, *, vw_options: str | None = None, registry: Registry | Non
     """
     local = files.local_path(target)
     if local is not None:
-        ws = load(local, load_weights=False, vw_options=vw_options, registry=registry, name=target)
-        return ws, len(ws.to_bytes())
+        ws, used = _load(local, load_weights=False, vw_options=vw_options, registry=registry, name=target)
+        return ws, used
     total = files.size(target)
     head = min(total, files.HEAD_BYTES)
     while True:
         buf = files.remote_head(target, head, total)
         try:
-            ws = load(buf, load_weights=False, vw_options=vw_options, registry=registry, name=target)
+            ws, used = _load(buf, load_weights=False, vw_options=vw_options, registry=registry, name=target)
         except ModelFormatError:
             if head >= total:
                 raise
             head = min(total, head * 16)  # the parse ran into the zeros past the head
             continue
-        used = len(ws.to_bytes())  # what the parse consumed: within the head, it never saw a zero
+        # ``used``: what the parse consumed; within the head, it never saw a zero
         if used <= head:
             return ws, used
         head = min(total, head * 16)
