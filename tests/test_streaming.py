@@ -153,18 +153,22 @@ def test_streaming_never_holds_more_than_two_inputs(
     live: set[int] = set()
     peak = 0
     loads = 0
-    real_load = executors.load
 
-    def instrumented(*args: Any, **kwargs: Any) -> vwmerge.Workspace:
-        nonlocal peak, loads
-        ws = real_load(*args, **kwargs)
-        key = loads = loads + 1
-        live.add(key)
-        peak = max(peak, len(live))
-        weakref.finalize(ws.states[-1].table.values, live.discard, key)
-        return ws
+    def instrumented(real_load: Any) -> Any:
+        def counting(*args: Any, **kwargs: Any) -> vwmerge.Workspace:
+            nonlocal peak, loads
+            ws = real_load(*args, **kwargs)
+            key = loads = loads + 1
+            live.add(key)
+            peak = max(peak, len(live))
+            weakref.finalize(ws.states[-1].table.values, live.discard, key)
+            return ws
 
-    monkeypatch.setattr(executors, "load", instrumented)
+        return counting
+
+    # an input's rows are read by load, or by reload when its header is known from the scan
+    monkeypatch.setattr(executors, "load", instrumented(executors.load))
+    monkeypatch.setattr(executors, "reload", instrumented(executors.reload))
     merge_files(paths, tmp_path / "merged.model", progress=False)
     assert loads == 2 * len(paths)  # two passes (gd's exact adaptive path), each input read once per pass
     assert peak <= 2, f"{peak} inputs were alive at once"

@@ -38,7 +38,7 @@ from ..errors import MergeError, VWMergeError
 from ..format.header import Header
 from ..format.options import Options
 from ..model import files
-from ..model.workspace import Workspace, implied_options, load
+from ..model.workspace import Workspace, implied_options, load, reload
 from .partial import combine, finalize, fold, run_passes
 from .progress import Advance, Progress
 from .rowsums import share_large_arrays
@@ -56,10 +56,12 @@ class ModelRef:
     source: str
     header: Header
     options: Options
+    #: the header's bytes (a read that finds them again skips parsing the header)
+    head: bytes = b""
 
     @classmethod
     def of(cls, ws: Workspace) -> ModelRef:
-        return cls(ws.source, ws.header, ws.options)
+        return cls(ws.source, ws.header, ws.options, ws.header.to_bytes())
 
     def info(self, registry: Registry) -> ModelInfo:
         return ModelInfo(self.header, self.options, registry.derive_stack(self.options, self.source), self.source)
@@ -118,10 +120,17 @@ class StreamPlan:
         with files.mapped(ref.source) as source:
             if digests is not None:
                 digests[index] = files.digest(source)  # the pages this read maps anyway
-            ws = load(
-                source, vw_options=self.vw_options, registry=registry, name=ref.source,
-                allow_nonfinite=self.allow_nonfinite,
-            )  # fmt: skip
+            known = (ref.head, ref.header, ref.options) if ref.head else None
+            if known is not None:
+                ws = reload(
+                    source, known, vw_options=self.vw_options, registry=registry, name=ref.source,
+                    allow_nonfinite=self.allow_nonfinite,
+                )  # fmt: skip
+            else:
+                ws = load(
+                    source, vw_options=self.vw_options, registry=registry, name=ref.source,
+                    allow_nonfinite=self.allow_nonfinite,
+                )  # fmt: skip
         if ws.header != ref.header:
             raise VWMergeError("the file changed while it was being merged", source=ref.source)
         return ws.states[self.entry]

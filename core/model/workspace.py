@@ -133,7 +133,30 @@ def load(
     stack is derived from, never written to the file. A weight row holding NaN or ±inf is refused
     (a :class:`ModelFormatError` naming the row) unless ``allow_nonfinite``.
     """
-    return _load(source, registry=registry, load_weights=load_weights, name=name, vw_options=vw_options)[0]
+    return _load(
+        source, registry=registry, load_weights=load_weights, name=name, vw_options=vw_options,
+        allow_nonfinite=allow_nonfinite,
+    )[0]  # fmt: skip
+
+
+def reload(
+    source: Source,
+    known: tuple[bytes, Header, Options],
+    *,
+    registry: Registry | None = None,
+    name: str | None = None,
+    vw_options: str | Options | None = None,
+    allow_nonfinite: bool = False,
+) -> Workspace:
+    """:func:`load` (with the weights) a model whose header an earlier read parsed: ``known`` is
+    (the header's bytes, the header, the options its stack was derived from, ``vw_options``
+    included), as :func:`scan` found them. While the file starts with the same bytes, its header
+    is neither parsed nor verified again (a merge reads every input two or three times);
+    otherwise it is read exactly as :func:`load` reads it."""
+    return _load(
+        source, registry=registry, load_weights=True, name=name, vw_options=vw_options, known=known,
+        allow_nonfinite=allow_nonfinite,
+    )[0]  # fmt: skip
 
 
 def _load(
@@ -143,19 +166,25 @@ def _load(
     load_weights: bool,
     name: str | None,
     vw_options: str | Options | None,
+    known: tuple[bytes, Header, Options] | None = None,
+    allow_nonfinite: bool = False,
 ) -> tuple[Workspace, int]:
     """:func:`load`, and the bytes it parsed (the file's size less the rows it skipped)."""
     reg = registry or default_registry()
     buf, label = files.open_source(source, name)
     r = Reader(buf, label, allow_nonfinite=allow_nonfinite)
-    header = Header.read(r)
-    options = implied_options(header, Options.parse(header.options_text))
-    if vw_options:
-        extra = vw_options if isinstance(vw_options, Options) else Options.parse(vw_options)
-        options = Options(options.items + tuple(i for i in extra.items if i not in options.items), source=label)
-    options = attrs.evolve(options, source=label)  # named by the validated accessors' errors
-    # VW's RNG state (a u64; merges compare it): a forged value must not reach int() there.
-    options.get_int("random_seed", 0, low=-(2**63), high=2**64 - 1)
+    if known is not None and buf[: len(known[0])] == known[0]:
+        r.pos = len(known[0])  # the same bytes as before: the same header, already verified
+        header, options = known[1], known[2]
+    else:
+        header = Header.read(r)
+        options = implied_options(header, Options.parse(header.options_text))
+        if vw_options:
+            extra = vw_options if isinstance(vw_options, Options) else Options.parse(vw_options)
+            options = Options(options.items + tuple(i for i in extra.items if i not in options.items), source=label)
+        options = attrs.evolve(options, source=label)  # named by the validated accessors' errors
+        # VW's RNG state (a u64; merges compare it): a forged value must not reach int() there.
+        options.get_int("random_seed", 0, low=-(2**63), high=2**64 - 1)
     stack = reg.derive_stack(options, label)
     info = ModelInfo(header, options, stack, label)
     io = SectionIO(info, reader=r, load_weights=load_weights, registry=reg)
