@@ -108,9 +108,13 @@ class OnlineState:
             return cls._read_fields(r, n, with_l1l2, with_resume_fix)
         v = layout.unpack_from(r.buf, r.pos)  # one call, not thirty: this runs for every input
         r.pos += layout.size
-        tw = 10 + n + 2
-        l1l2 = v[tw + n + 2 : tw + n + 4] if with_l1l2 else (None, None)
-        return cls(v[0], v[1 : 1 + n], *v[1 + n : tw], v[tw : tw + n], v[tw + n], v[tw + n + 1], *l1l2)
+        i = 1 + n  # v: initial_t, n norms, then t at i ... total_features at i + 10, n totals, ...
+        j = i + 11 + n  # old weighted examples, current pass, l1, l2
+        l1, l2 = (v[j + 2], v[j + 3]) if with_l1l2 else (None, None)
+        return cls(
+            v[0], v[1:i], v[i], v[i + 1], v[i + 2], v[i + 3], v[i + 4], v[i + 5], v[i + 6], v[i + 7],
+            v[i + 8], v[i + 9], v[i + 10], v[i + 11 : j], v[j], v[j + 1], l1, l2,
+        )  # fmt: skip
 
     @classmethod
     def _read_fields(cls, r: Any, n: int, with_l1l2: bool, with_resume_fix: bool = True) -> OnlineState:
