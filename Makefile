@@ -1,7 +1,7 @@
 # Developer entry points. `make test` is the README's test command and what .ci/run calls.
 PYTHON ?= python3
 
-.PHONY: install test lint typecheck bench quality examples mutation fuzz fuzz-atheris
+.PHONY: install test lint typecheck bench quality examples mutation fuzz fuzz-atheris docs
 
 install:
 	$(PYTHON) -m pip install -q -e '.[test,dask]' ./tests/plugin_pkg
@@ -45,3 +45,11 @@ fuzz:
 fuzz-atheris:
 	mkdir -p $(FUZZ_DIR)/atheris-corpus
 	nice -n 19 $(PYTHON) tests/fuzz/atheris_target.py $(FUZZ_DIR)/atheris-corpus -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=65536
+
+# The documentation site in site/ (mkdocs.yml; `python -m mkdocs serve` to preview). mkdocstrings
+# reads the API reference from the installed vwmerge (griffe follows the editable install back to
+# core/), so this installs it with the docs extra first. --strict: every link, anchor and
+# cross-reference must resolve.
+docs:
+	$(PYTHON) -m pip install -q -e '.[docs]'
+	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict
