@@ -5,7 +5,8 @@ vwmerge's docstrings cross-reference with Sphinx roles (``:func:`vwmerge.merge` 
 target in code font, linked when the reference shows the target: an *optional* autorefs
 reference, so a target the site does not document (a private helper) stays plain code instead
 of failing ``mkdocs build --strict``. A relative target is tried against the class, then the
-module, the docstring belongs to.
+module, the docstring belongs to. A reST literal-block marker (a line ending ``::``) becomes ``:``
+(the indented block after it already reads as code in Markdown).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import griffe
 
 ROLE = re.compile(r":(?:func|class|meth|data|attr|mod|exc|obj):`(~?)([\w.]+)`")
+LITERAL_MARKER = re.compile(r"(?<=\S)::$", re.M)
 
 
 def _identifier(obj: griffe.Object, target: str) -> str:
@@ -37,7 +39,7 @@ def convert(obj: griffe.Object, text: str) -> str:
         ident = html.escape(_identifier(obj, target), quote=True)
         return f'<autoref identifier="{ident}" optional><code>{html.escape(shown)}</code></autoref>'
 
-    return ROLE.sub(link, text)
+    return LITERAL_MARKER.sub(":", ROLE.sub(link, text))
 
 
 class SphinxRoles(griffe.Extension):
