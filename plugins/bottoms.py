@@ -288,6 +288,18 @@ def vwmerge_add(reduction: StackEntry, base: Any, delta: Any, context: MergeCont
 
 
 @hookimpl
+def vwmerge_scale(reduction: StackEntry, delta: Any, scale: float, context: MergeContext) -> Any:
+    """gd's rule for the gd-layout learners; the others store learned parameters only (bfgs's
+    weights, lda's topic-word parameters, --rank's weights and factors, cbzo's weights): every
+    column is scaled."""
+    if reduction.name in GD_LIKE:
+        return gd.vwmerge_scale(reduction=reduction, delta=delta, scale=scale, context=context)
+    values = (delta.table.values.astype(np.float64) * scale).astype(np.float32)
+    table = WeightTable(delta.table.index, values, delta.table.bits, delta.table.columns)
+    return RowsState(table, delta.flag, delta.dense)
+
+
+@hookimpl
 def vwmerge_example_count(reduction: StackEntry, state: Any) -> float | None:
     if isinstance(state, GdState) and state.online is not None:
         return state.online.weighted_labeled_examples

@@ -93,6 +93,12 @@ def vwmerge_add(reduction: StackEntry, base: CbAdfState, delta: CbAdfState, cont
 
 
 @hookimpl
+def vwmerge_scale(reduction: StackEntry, delta: CbAdfState, scale: float, context: MergeContext) -> CbAdfState:
+    """``--scale`` leaves these counters alone: they count real events, not learned parameters."""
+    return delta
+
+
+@hookimpl
 def vwmerge_describe(reduction: StackEntry, state: CbAdfState) -> dict[str, Any]:
     c = state.counters
     return {"event_sum": c[:, 0].tolist(), "action_sum": c[:, 1].tolist()}

@@ -265,6 +265,15 @@ def vwmerge_add(reduction: StackEntry, base: Any, delta: Any, context: MergeCont
 
 
 @hookimpl
+def vwmerge_scale(reduction: StackEntry, delta: Any, scale: float, context: MergeContext) -> Any:
+    """``--scale`` leaves these alone: counters and ``--first`` budgets count real examples, and
+    synthcover's cost range is an extremum, not a learned parameter."""
+    if reduction.name in COUNTERS or reduction.name in ("cb_explore_adf_first", "cb_explore_adf_synthcover"):
+        return delta
+    return None
+
+
+@hookimpl
 def vwmerge_describe(reduction: StackEntry, state: Any) -> dict[str, Any] | None:
     if isinstance(state, Counter):
         return {"counter": state.value}

@@ -464,6 +464,26 @@ def vwmerge_add(reduction: StackEntry, base: GdState, delta: GdState, context: M
     return GdState(base.resume, online, table)
 
 
+def scale_column(table: WeightTable, column: str, scale: float) -> WeightTable:
+    """``table`` with one column multiplied by ``scale`` (float64 product, rounded to float32)."""
+    values = np.array(table.values, dtype=np.float32, copy=True)
+    i = table.columns.index(column)
+    values[:, i] = (values[:, i].astype(np.float64) * scale).astype(np.float32)
+    return WeightTable(table.index, values, table.bits, table.columns)
+
+
+@hookimpl
+def vwmerge_scale(reduction: StackEntry, delta: GdState, scale: float, context: MergeContext) -> GdState:
+    """``--scale``: the weight column only.
+
+    The adaptive column (Σg²) and the normalized column (largest |x| per feature) are statistics
+    of the gradients and features the models saw, like the example counters: scaled, the next
+    training run would take steps as if it had seen less data than it has. A server learning
+    rate (FedOpt) moves the parameters; the optimizer's statistics stay what the clients measured.
+    """
+    return GdState(delta.resume, delta.online, scale_column(delta.table, "w", scale))
+
+
 # --------------------------------------------------------------------------------------------
 # Partial results: the same merge one input at a time (streaming, --jobs, dask). Sequentially
 # (context.exact) every value is bit-identical to vwmerge_merge; in parallel the sums are float64

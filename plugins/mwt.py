@@ -101,6 +101,12 @@ def vwmerge_add(reduction: StackEntry, base: MwtState, delta: MwtState, context:
 
 
 @hookimpl
+def vwmerge_scale(reduction: StackEntry, delta: MwtState, scale: float, context: MergeContext) -> MwtState:
+    """``--scale`` leaves these counters alone: they count real events, not learned parameters."""
+    return delta
+
+
+@hookimpl
 def vwmerge_describe(reduction: StackEntry, state: MwtState) -> dict[str, Any]:
     return {
         "total": state.total,

@@ -149,6 +149,20 @@ def _plan_options(func: F) -> F:
             "BASE. A pattern must match exactly one file.",
         ),
         click.option(
+            "--scale",
+            type=float,
+            metavar="λ",
+            help="With --base: the server step size (federated averaging's server learning rate): the "
+            "result is BASE + λ·(merged difference) for the learned parameters; counters and optimizer "
+            "statistics are not scaled. Finite, > 0; 1 is plain base mode.",
+        ),
+        click.option(
+            "--force",
+            is_flag=True,
+            help="With --base: merge a model that has fewer examples than BASE (so it cannot have "
+            "continued training from BASE) with a warning instead of an error.",
+        ),
+        click.option(
             "--weights",
             "weights",
             multiple=True,
@@ -183,6 +197,8 @@ def _request(
     weights: tuple[str, ...],
     normalize: bool,
     vw_options: str | None,
+    scale: float | None = None,
+    force: bool = False,
 ) -> MergeRequest:
     if not models and not models_from:
         raise click.UsageError("No models given: name them as MODEL arguments or with --models-from FILE.", ctx)
@@ -192,7 +208,7 @@ def _request(
         parsed = parse_weights(weights)
     return MergeRequest(
         inputs=models, output=output, base=base, weights=parsed, normalize=normalize, vw_options=vw_options,
-        models_from=models_from,
+        models_from=models_from, scale=scale, force=force,
     )  # fmt: skip
 
 
@@ -249,6 +265,8 @@ def merge_command(
     models_from: tuple[str, ...],
     output: str | None,
     base: str | None,
+    scale: float | None,
+    force: bool,
     weights: tuple[str, ...],
     normalize: bool,
     vw_options: str | None,
@@ -267,6 +285,7 @@ def merge_command(
       vwmerge merge -o merged.model day1.model day2.model day3.model
       vwmerge merge -o merged.model --weights 3,1 a.model b.model   # 0.75·a + 0.25·b
       vwmerge merge -o merged.model --base base.model a.model b.model
+      vwmerge merge -o merged.model --base base.model --scale 0.5 a.model b.model   # half a round
       vwmerge merge --dry-run a.model b.model
       vwmerge merge -o merged.model --jobs 4 day*.model
       vwmerge merge -o merged.model 'file:///data/day*.model'    # vwmerge expands the pattern
@@ -298,7 +317,7 @@ def merge_command(
     from ..engine.pipeline import check_report_path, run_merge, write_text
     from .render import to_json
 
-    request = _request(ctx, models, models_from, output, base, weights, normalize, vw_options)
+    request = _request(ctx, models, models_from, output, base, weights, normalize, vw_options, scale, force)
     if dry_run:
         _check(ctx, request, as_json)
         return
@@ -333,6 +352,8 @@ def check_command(
     models_from: tuple[str, ...],
     output: str | None,
     base: str | None,
+    scale: float | None,
+    force: bool,
     weights: tuple[str, ...],
     normalize: bool,
     vw_options: str | None,
@@ -354,7 +375,8 @@ def check_command(
     inspect' reads every row).
     """
     _start(ctx)
-    _check(ctx, _request(ctx, models, models_from, output, base, weights, normalize, vw_options), as_json)
+    request = _request(ctx, models, models_from, output, base, weights, normalize, vw_options, scale, force)
+    _check(ctx, request, as_json)
 
 
 @main.command("verify")

@@ -33,7 +33,11 @@ class ModelWeights:
 
 @attrs.frozen(eq=False)
 class MergeContext:
-    """Everything a merge hook may consult besides the states themselves."""
+    """Everything a merge hook may consult besides the states themselves.
+
+    ``scale`` is the server step size λ of a base-mode merge (``--scale``): the core applies it
+    to each merged delta through ``vwmerge_scale`` before ``vwmerge_add``; 1 without a base.
+    """
 
     models: tuple[ModelInfo, ...]
     base: ModelInfo | None
@@ -43,6 +47,7 @@ class MergeContext:
     #: The warnings given through :meth:`warn` in this process, in order, for the merge's report
     #: (shared by the contexts derived from this one; the core reads them, never the log).
     warnings: list[dict[str, Any]] = attrs.field(factory=list, repr=False)
+    scale: float = 1.0
 
     @property
     def sources(self) -> list[str]:

@@ -132,6 +132,24 @@ def vwmerge_add(reduction: StackEntry, base: Any, delta: Any, context: MergeCont
 
 
 @hookspec(firstresult=True)
+def vwmerge_scale(reduction: StackEntry, delta: Any, scale: float, context: MergeContext) -> Any:
+    """Return the merged ``delta`` with its learned parameters multiplied by ``scale`` (``--scale``).
+
+    Base mode with a server step size λ (federated averaging's server learning rate): the core
+    calls this on the merged delta, only when λ ≠ 1, and passes the result to
+    :func:`vwmerge_add`, so the output is ``base + λ·(merged delta)``. Scale what the reduction
+    *learned* (gd: the weight column); leave statistics of the data seen unscaled (example
+    counters, ``t``, gd's adaptive Σg² and normalized columns): they count real examples, and
+    the next training run reads them as such. A reduction whose delta holds only counters
+    returns ``delta`` unchanged. Return None to decline.
+
+    A reduction merged as a delta whose plugin does not implement this hook (or declines) gets
+    its delta added unscaled, with a warning; for the base learner that is an error, since the
+    learned weights are what ``--scale`` is for. ``scale`` is finite and > 0.
+    """
+
+
+@hookspec(firstresult=True)
 def vwmerge_example_count(reduction: StackEntry, state: Any) -> float | None:
     """Bottom learners: the model's weighted labeled example count (VW's merge weight).
 

@@ -70,12 +70,14 @@ def prepare(
     streaming: bool = False,
     sizes: Sequence[int | None] | None = None,
     base_size: int | None = None,
+    scale: float | None = None,
+    force: bool = False,
 ) -> tuple[MergePlan, PreparedMerge | None]:
     """The plan, and the prepared merge when the plan can run (else None; ``plan.error`` says why)."""
     models = list(models)
     d = decide(
         models, weights=weights, normalize=normalize, base=base, registry=registry or (models[0].registry if models
-        else None), streaming=streaming, sizes=sizes, base_size=base_size,
+        else None), streaming=streaming, sizes=sizes, base_size=base_size, scale=scale, force=force,
     )  # fmt: skip
     if not d.plan.ok or d.header is None or d.context is None:
         return d.plan, None
@@ -93,13 +95,15 @@ def prepare_merge(
     streaming: bool = False,
     sizes: Sequence[int | None] | None = None,
     base_size: int | None = None,
+    scale: float | None = None,
+    force: bool = False,
 ) -> PreparedMerge:
     """:func:`prepare`, raising the plan's error when it cannot run."""
     if not models:
         raise MergeError("no models to merge")
     plan, prep = prepare(
         models, weights=weights, normalize=normalize, base=base, registry=registry, streaming=streaming,
-        sizes=sizes, base_size=base_size,
+        sizes=sizes, base_size=base_size, scale=scale, force=force,
     )  # fmt: skip
     if prep is None:
         assert plan.error is not None
@@ -129,6 +133,27 @@ def merge_states(prep: PreparedMerge, k: int, entry: StackEntry, base_state: Any
     if entry.bottom and base_state is None and supports_partial(reg, entry):
         return merge_in_memory(reg, entry, list(prep.states[k]), ctx)
     return None
+
+
+def scale_delta(ctx: MergeContext, entry: StackEntry, delta: Any) -> Any:
+    """``λ·delta`` through the plugin's ``vwmerge_scale`` (``--scale``), before ``vwmerge_add``.
+
+    A reduction whose plugin lacks the hook is added unscaled (the plan warned); one whose hook
+    declines (returns None) too, with a warning; a base learner that declines fails the merge
+    (its weights are what ``--scale`` scales; the plan already refused one without the hook).
+    """
+    if ctx.scale == 1 or not ctx.registry.implements("vwmerge_scale", entry):
+        return delta
+    scaled = ctx.registry.call("vwmerge_scale", entry, delta=delta, scale=ctx.scale, context=ctx)
+    if scaled is not None:
+        return scaled
+    if entry.bottom:
+        raise PluginError(
+            f"base learner '{entry.name}' (plugin '{entry.plugin}') declined to scale its merged delta; "
+            "--scale cannot be applied"
+        )
+    ctx.warn(entry, "reduction's plugin declined to scale its delta; adding it to the base unscaled", scale=ctx.scale)
+    return delta
 
 
 def execute(prep: PreparedMerge, merge_entry: EntryMerger | None = None, *, base: Workspace | None = None) -> Executed:
@@ -184,6 +209,7 @@ def execute(prep: PreparedMerge, merge_entry: EntryMerger | None = None, *, base
                 candidates.append((base_state, base.source))
             kept = next((src for st, src in candidates if st is merged), None)
         if delta_mode:
+            merged = scale_delta(ctx, entry, merged)
             merged = reg.call("vwmerge_add", entry, base=base_state, delta=merged, context=ctx)
         out_states.append(merged)
         if kept is not None:
@@ -212,13 +238,22 @@ def merge(
     normalize: bool = True,
     base: Workspace | None = None,
     registry: Registry | None = None,
+    scale: float | None = None,
+    force: bool = False,
 ) -> Workspace:
     """Merge models into one workspace.
 
     Default weighting follows VW (example counts, and per-parameter adaptive weighting where the
     model stores adaptive sums). ``weights`` gives explicit per-model weights: every parameter is
     then exactly Σ wᵢθᵢ (normalized to sum 1 unless ``normalize=False``). With ``base``, each
-    model's difference from the base is merged and added back (VW's base-model mode).
+    model's difference from the base is merged and added back (VW's base-model mode); every
+    model must have at least the base's example count (it continued training from the base),
+    else :class:`vwmerge.MergeError`, or with ``force=True`` a warning. ``scale`` (base mode
+    only, finite, > 0; None = 1) is the server step size λ: the result is
+    ``base + λ·(merged delta)`` for the learned parameters, counters and optimizer statistics
+    unscaled (docs/merge-semantics.md); λ = 1 is plain base mode, bit for bit.
     """
-    prep = prepare_merge(models, weights=weights, normalize=normalize, base=base, registry=registry)
+    prep = prepare_merge(
+        models, weights=weights, normalize=normalize, base=base, registry=registry, scale=scale, force=force
+    )
     return finish_merge(prep)

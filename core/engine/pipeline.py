@@ -24,7 +24,7 @@ from ..model import files
 from ..model.inputs import expand_inputs, expand_one, shown
 from ..model.workspace import Workspace, load, scan
 from .merging import execute, log_warnings, prepare
-from .plan import MergePlan, Outcome, check_weight_values, unfinished_plan
+from .plan import MergePlan, Outcome, check_scale, check_weight_values, unfinished_plan
 from .report import MergeReport
 from .streaming import merge_files
 
@@ -63,6 +63,10 @@ class MergeRequest:
     models_from: tuple[str, ...] = attrs.field(default=(), converter=_inputs_converter)
     #: Record the provenance report (SHA-256 of every file as it is read and written).
     provenance: bool = False
+    #: Base mode: the server step size λ applied to the merged delta (``--scale``; None = 1), and
+    #: whether a model with fewer examples than the base only warns (``--force``).
+    scale: float | None = None
+    force: bool = False
 
     @property
     def sources(self) -> list[str]:
@@ -144,6 +148,7 @@ def check_output(output: str, request: MergeRequest) -> None:
 def check_request(request: MergeRequest) -> None:
     if not request.inputs:
         raise MergeError("no models to merge")
+    check_scale(request.scale, request.base is not None)
     if request.base is None and len(request.inputs) < 2:
         raise MergeError(
             "only one model given; merging needs at least two models (or one model and --base)",
@@ -202,7 +207,7 @@ def run_merge(
         base=request.base, vw_options=request.vw_options, jobs=request.jobs, executor=request.executor,
         allow_nonfinite=request.allow_nonfinite,
         scheduler=request.scheduler, progress=request.progress, registry=registry,
-        provenance=request.provenance, argv=argv,
+        provenance=request.provenance, argv=argv, scale=request.scale, force=request.force,
     )  # fmt: skip
 
 
@@ -255,6 +260,7 @@ def plan_merge(request: MergeRequest, *, registry: Registry | None = None) -> Dr
         plan, prep = prepare(
             models, weights=request.weights, normalize=request.normalize, base=base, registry=reg, streaming=True,
             sizes=[files.size(p) for p in request.inputs], base_size=files.size(request.base) if request.base else None,
+            scale=request.scale, force=request.force,
         )  # fmt: skip
         if prep is None:
             log_warnings(plan)
@@ -264,7 +270,9 @@ def plan_merge(request: MergeRequest, *, registry: Registry | None = None) -> Dr
     except VWMergeError as e:
         error = e
     if plan is None:  # stopped before the plan: what is known of it
-        plan = unfinished_plan(models, base, reg, error, normalize=request.normalize, streaming=True)
+        plan = unfinished_plan(
+            models, base, reg, error, normalize=request.normalize, streaming=True, scale=request.scale
+        )
     return DryRun(request, attrs.evolve(plan, output=request.output), outcomes, error)
 
 

@@ -118,6 +118,8 @@ class MergePlan:
     normalize: bool = True
     streaming: bool = False
     output: str | None = None
+    #: Base mode's server step size λ (``--scale``), None when not given.
+    scale: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -140,6 +142,7 @@ class MergePlan:
             "error": str(self.error) if self.error else None,
             "output": self.output,
             "normalize": self.normalize,
+            "scale": self.scale,
             "weighting": self.weighting,
             "models": [attrs.asdict(m) for m in self.models],
             "base": attrs.asdict(self.base) if self.base else None,
@@ -194,6 +197,70 @@ def _field_text(value: object) -> str:
 
 def _version_text(version: tuple[int, int, int]) -> str:
     return ".".join(map(str, version))
+
+
+def check_scale(scale: float | None, has_base: bool) -> None:
+    """``--scale λ``: a finite number > 0, and only in base mode (it scales the merged delta)."""
+    if scale is None:
+        return
+    if not math.isfinite(scale) or scale <= 0:
+        raise MergeError(
+            f"{scale:g} is not a finite number > 0 (the step size applied to the merged delta)", source="--scale"
+        )
+    if not has_base:
+        raise MergeError("needs --base: it scales the merged difference from the base model", source="--scale")
+
+
+def check_premise(
+    registry: Registry, models: Sequence[Workspace], base: Workspace, force: bool
+) -> tuple[PlanWarning, ...]:
+    """Base mode's premise: every model continued training from ``base``.
+
+    A model that did saw at least the base's examples: its base learner's weighted example
+    count (``vwmerge_example_count``) is at least the base's. A model with fewer cannot have
+    continued from it (``--base day3.model day1.model day2.model`` typed by mistake, or trained
+    with ``-i BASE`` but without ``--preserve_performance_counters``, which restarts VW's
+    counters at 0 so that the deltas' counts are negative): an error naming it, or with
+    ``force`` a warning per model. Models that record no count are not checked.
+    """
+    base_count = registry.call("vwmerge_example_count", base.bottom, state=base.states[-1])
+    if base_count is None:
+        return ()
+    warnings = []
+    for m in models:
+        count = registry.call("vwmerge_example_count", m.bottom, state=m.states[-1])
+        if count is None or count >= base_count:
+            continue
+        if not force:
+            raise MergeError(
+                f"has {count:g} examples, fewer than the base model {base.source} ({base_count:g}): it cannot have "
+                "continued training from the base (are the base and the models in the right places? was it "
+                "trained with -i BASE --preserve_performance_counters?); --force merges anyway",
+                source=m.source,
+            )
+        warnings.append(
+            PlanWarning(
+                "model has fewer examples than the base model, so it cannot have continued from it; "
+                "merging anyway (--force)",
+                {"model": m.source, "examples": count, "base": base.source, "base_examples": base_count},
+            )
+        )
+    return tuple(warnings)
+
+
+def check_scalable(registry: Registry, stack: Sequence[StackEntry], additive: Sequence[bool]) -> None:
+    """``--scale`` must reach the base learner's weights: it must merge a delta it can scale."""
+    entry = stack[-1]
+    if not additive[-1]:
+        raise PluginError(
+            f"--scale needs base learner '{entry.name}' to merge deltas from the base (vwmerge_subtract/"
+            f"vwmerge_add); plugin '{entry.plugin}' merges it with the base state instead"
+        )
+    if not registry.implements("vwmerge_scale", entry):
+        raise PluginError(
+            f"--scale needs base learner '{entry.name}' to scale its merged delta (vwmerge_scale); "
+            f"plugin '{entry.plugin}' does not implement it"
+        )
 
 
 def _vw_count_weights(counts: Sequence[float]) -> np.ndarray:
@@ -314,8 +381,10 @@ def plan_steps(
     base: str | None,
     first: str,
     streaming: bool,
+    scale: float | None = None,
 ) -> tuple[Step, ...]:
-    """The action for each reduction, top of stack first."""
+    """The action for each reduction, top of stack first (``scale``: ``--scale``, see the notes)."""
+    scaled = base is not None and scale is not None and scale != 1
     out = []
     kept_from = base if base is not None else first
     whose = "the base model's" if base is not None else "the first model's"
@@ -338,9 +407,19 @@ def plan_steps(
             step = attrs.evolve(step, action="keep", why=why, kept_from=kept_from)
         elif base is not None and add:
             why = "each model's difference from the base is merged, then added to the base"
+            if scaled:
+                why = (
+                    f"each model's difference from the base is merged, scaled by --scale {scale:g} (what its "
+                    "plugin's vwmerge_scale scales), then added to the base"
+                    if registry.implements("vwmerge_scale", entry)
+                    else "each model's difference from the base is merged, then added to the base unscaled: its "
+                    "plugin has no vwmerge_scale hook (warning)"
+                )
             step = attrs.evolve(step, action="merge deltas", why=why)
         else:
             why = "merged by its plugin" + (" (given the base state)" if base is not None else "")
+            if scaled:
+                why += "; not a delta, so --scale does not apply to it (warning)"
             if entry.bottom:
                 why = "weights " + why + ", each model weighted as listed above"
             step = attrs.evolve(step, why=why)
@@ -357,8 +436,28 @@ def plan_steps(
     return tuple(out)
 
 
-def step_warnings(steps: Sequence[Step]) -> tuple[PlanWarning, ...]:
+def step_warnings(steps: Sequence[Step], registry: Registry | None = None,
+                  stack: Sequence[StackEntry] = (), scale: float | None = None) -> tuple[PlanWarning, ...]:  # fmt: skip
+    """The warnings the steps give; with ``scale`` ≠ 1, also for each reduction ``--scale`` misses."""
     out = []
+    if registry is not None and scale is not None and scale != 1:
+        for s, entry in zip(steps, stack, strict=True):
+            if s.action == "merge deltas" and not registry.implements("vwmerge_scale", entry):
+                out.append(
+                    PlanWarning(
+                        "reduction's plugin does not scale its delta (no vwmerge_scale hook); adding it to the base "
+                        "unscaled",
+                        {"reduction": s.reduction, "plugin": s.plugin, "scale": scale},
+                    )
+                )
+            elif s.action == "merge" and s.section:
+                out.append(
+                    PlanWarning(
+                        "reduction is merged with the base state, not as a delta; --scale does not apply to it "
+                        "(merged as in plain base mode)",
+                        {"reduction": s.reduction, "plugin": s.plugin},
+                    )
+                )
     for s in steps:
         if s.action == "keep":
             out.append(
@@ -404,6 +503,7 @@ def unfinished_plan(
     *,
     normalize: bool = True,
     streaming: bool = False,
+    scale: float | None = None,
 ) -> MergePlan:
     """What is known of a plan when reading the models stopped at ``error``: the models read so
     far and the first one's stack (each action as its plugin's hooks decide), no weights."""
@@ -413,11 +513,11 @@ def unfinished_plan(
         additive = [registry.implements("vwmerge_subtract", e) and registry.implements("vwmerge_add", e) for e in stack]
         steps = plan_steps(
             registry, stack, additive, base=base.source if base is not None else None, first=models[0].source,
-            streaming=streaming,
+            streaming=streaming, scale=scale,
         )  # fmt: skip
     return MergePlan(
         tuple(model_plan(m, None) for m in models), model_plan(base, None) if base is not None else None, steps,
-        None, (), error, normalize, streaming,
+        None, (), error, normalize, streaming, scale=scale,
     )  # fmt: skip
 
 
@@ -447,19 +547,24 @@ def decide(
     streaming: bool = False,
     sizes: Sequence[int | None] | None = None,
     base_size: int | None = None,
+    scale: float | None = None,
+    force: bool = False,
 ) -> Decided:
     """The plan of merging ``models`` (loaded with or without their weight rows).
 
     A problem with the models or the parameters is the plan's ``error``, not an exception, so a
     dry run can show how far the plan got. ``streaming``: plan for
     :func:`vwmerge.engine.streaming.merge_files` (decides whether the base learner streams).
-    ``sizes``: the input files' sizes, for the plan's model list.
+    ``sizes``: the input files' sizes, for the plan's model list. ``scale``/``force``: base
+    mode's step size and premise check (:func:`vwmerge.merge`).
     """
     models = list(models)
     sizes = list(sizes) if sizes is not None else [None] * len(models)
     base_plan = model_plan(base, base_size) if base is not None else None
     if not models:
-        return Decided(MergePlan((), base_plan, (), None, (), MergeError("no models to merge"), normalize, streaming))
+        return Decided(
+            MergePlan((), base_plan, (), None, (), MergeError("no models to merge"), normalize, streaming, scale=scale)
+        )
     reg = registry or models[0].registry
     first = models[0]
     stack = first.stack
@@ -470,15 +575,18 @@ def decide(
     def steps(additive: Sequence[bool]) -> tuple[Step, ...]:
         return plan_steps(
             reg, stack, additive, base=base.source if base is not None else None, first=first.source,
-            streaming=streaming,
+            streaming=streaming, scale=scale,
         )  # fmt: skip
 
     warnings: list[PlanWarning] = []
     try:
+        check_scale(scale, base is not None)
         if base is None and len(models) < 2:
             raise MergeError("at least two models are needed to merge (or one model and a base model)")
         for m in models[1:] + ([base] if base is not None else []):
             check_compatible(first, m)
+        if base is not None:
+            warnings += check_premise(reg, models, base, force)
         header, header_warnings = output_header(models, base)
         warnings += header_warnings
         out_info = ModelInfo(header, implied_options(header, Options.parse(header.options_text)), stack, "<merged>")
@@ -486,6 +594,7 @@ def decide(
         provisional = MergeContext(
             tuple(m.info for m in models), base.info if base else None, out_info,
             ModelWeights(np.zeros(0), False, np.zeros(0, np.float32), ()), reg,
+            scale=1.0 if scale is None else float(scale),
         )  # fmt: skip
         additive = list(static_additive)
         if base is not None:  # base mode: every additive state becomes a delta first (weights come from deltas)
@@ -500,16 +609,18 @@ def decide(
                         additive[k] = False
                     else:
                         per_entry[k] = deltas
+            if scale is not None and scale != 1:
+                check_scalable(reg, stack, additive)
         mw, weight_warnings = model_weights(reg, models, per_entry[-1], weights, normalize)
         warnings += weight_warnings
     except VWMergeError as e:
         plan = MergePlan(
             tuple(model_plan(m, s) for m, s in zip(models, sizes, strict=True)), base_plan, steps(static_additive),
-            None, tuple(warnings), e, normalize, streaming,
+            None, tuple(warnings), e, normalize, streaming, scale=scale,
         )  # fmt: skip
         return Decided(plan)
     planned = steps(additive)
-    warnings += step_warnings(planned)
+    warnings += step_warnings(planned, reg, stack, scale)
     error: VWMergeError | None = None
     for s in planned:
         if s.action == "error":
@@ -519,7 +630,7 @@ def decide(
     plan = MergePlan(
         tuple(model_plan(m, s, float(mw.values[i])) for i, (m, s) in enumerate(zip(models, sizes, strict=True))),
         base_plan, planned, weighting_text(mw, normalize=normalize, base_mode=base is not None), tuple(warnings),
-        error, normalize, streaming,
+        error, normalize, streaming, scale=scale,
     )  # fmt: skip
     context = attrs.evolve(provisional, weights=mw)
     return Decided(plan, header, tuple(tuple(s) for s in per_entry), tuple(additive), context)

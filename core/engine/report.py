@@ -139,6 +139,7 @@ class MergeReport:
             "settings": {
                 "weights": list(self.weights_given) if self.weights_given is not None else None,
                 "normalize": plan.normalize,
+                "scale": plan.scale,
                 "weighting": plan.weighting,
                 "vw_options": self.vw_options,
                 "executor": self.executor,
@@ -159,6 +160,8 @@ class MergeReport:
         fields: dict[str, Any] = {"output": self.output, "models": self.models}
         if self.base:
             fields["base"] = self.base
+        if self.plan is not None and self.plan.scale is not None:
+            fields["scale"] = self.plan.scale
         for p in self.phases:
             fields[f"{p.name}_s"] = round(p.seconds, 3)
         fields["bytes_read"] = self.bytes_read

@@ -59,6 +59,8 @@ def _scan(
     vw_options: str | None,
     registry: Registry,
     progress: Progress,
+    scale: float | None = None,
+    force: bool = False,
 ) -> _Inputs:
     scanned = []
     with progress.task(f"reading {len(sources)} models", len(sources)) as advance:
@@ -71,7 +73,7 @@ def _scan(
     prep = prepare_merge(
         [ws for ws, _ in scanned], weights=weights, normalize=normalize,
         base=base_scan[0] if base_scan else None, registry=registry, streaming=True,
-        sizes=sizes, base_size=base_size if base else None,
+        sizes=sizes, base_size=base_size if base else None, scale=scale, force=force,
     )  # fmt: skip
     heads = sum(n for _, n in scanned) + (base_scan[1] if base_scan else 0)
     return _Inputs(tuple(sources), sizes, base_size, heads, prep)
@@ -116,14 +118,16 @@ def merge_files(
     provenance: bool = False,
     argv: Sequence[str] | None = None,
     allow_nonfinite: bool = False,
+    scale: float | None = None,
+    force: bool = False,
 ) -> MergeReport:
     """Merge model files (paths or fsspec URLs) into ``output`` without loading them whole.
 
     ``paths`` may hold glob patterns and ``models_from`` lists of models (one path or URL a
     line), expanded as the CLI expands them (:func:`vwmerge.expand_inputs`); ``base`` may be a
     pattern matching exactly one file; ``output`` is a name, never a pattern.
-    The semantics and the other arguments are :func:`vwmerge.merge`'s. ``jobs`` > 1 folds
-    groups of inputs in that many processes; ``executor="dask"`` runs on a dask cluster
+    The semantics and the other arguments (``scale``, ``force`` too) are :func:`vwmerge.merge`'s.
+    ``jobs`` > 1 folds groups of inputs in that many processes; ``executor="dask"`` runs on a dask cluster
     (``scheduler``: an address, a ``distributed.Client`` or a cluster; none starts a local
     one); an :class:`vwmerge.engine.executors.Executor` instance is used as is. ``progress``: None
     draws a bar when stderr is a terminal, False never. Returns the phases' times, bytes and
@@ -145,7 +149,7 @@ def merge_files(
     bar = Progress.resolve(progress)
 
     start = time.perf_counter()
-    inputs = _scan(sources, base_source, weights, normalize, vw_options, reg, bar)
+    inputs = _scan(sources, base_source, weights, normalize, vw_options, reg, bar, scale, force)
     prep = inputs.prep
     load_phase = Phase("load", time.perf_counter() - start, bytes_read=inputs.heads)
 
