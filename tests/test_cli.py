@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import attrs
 import numpy as np
 import pytest
 import vwmerge
 from helpers import vwtrain
+from helpers.cli import assert_one_error, json_event, run_cli
 from helpers.models import Models
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,59 +28,6 @@ ARGS = "-q ab"
 
 # --------------------------------------------------------------------------------------------
 # Running the CLI
-@attrs.frozen
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def log_events(self) -> list[dict[str, Any]]:
-        return [e for e in map(_json_event, self.stderr.splitlines()) if e is not None]
-
-    def human_lines(self) -> list[str]:
-        """stderr lines that are not structured log events (click's messages, tracebacks)."""
-        return [line for line in self.stderr.splitlines() if line.strip() and _json_event(line) is None]
-
-
-def _json_event(line: str) -> dict[str, Any] | None:
-    try:
-        obj = json.loads(line)
-    except ValueError:
-        return None
-    return obj if isinstance(obj, dict) and "event" in obj else None
-
-
-def console_script() -> str:
-    """The ``vwmerge`` script installed beside the interpreter under test (never one on PATH)."""
-    script = shutil.which("vwmerge", path=str(Path(sys.executable).parent))
-    assert script is not None, f"no vwmerge console script beside {sys.executable}"
-    return script
-
-
-def vwmerge_cli(*args: str | Path, script: bool = False, cwd: Path | None = None) -> Run:
-    """``python -m vwmerge ARGS`` (or the installed ``vwmerge`` console script) in a subprocess.
-
-    stderr is a pipe, so the default ``--log-format auto`` logs JSON lines there.
-    """
-    exe = [console_script()] if script else [sys.executable, "-m", "vwmerge"]
-    proc = subprocess.run(
-        [*exe, *map(str, args)], capture_output=True, text=True, timeout=300, cwd=cwd, stdin=subprocess.DEVNULL
-    )
-    return Run(proc.returncode, proc.stdout, proc.stderr)
-
-
-def assert_one_error(run: Run, *needles: str) -> str:
-    """Exit 1, and stderr holds exactly one human line: ``Error: ...`` naming each needle."""
-    assert run.returncode == 1, run.stderr
-    assert "Traceback" not in run.stderr, run.stderr
-    lines = run.human_lines()
-    assert len(lines) == 1, run.stderr
-    assert lines[0].startswith("Error: "), lines
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
-
-
 def snapshot(paths: list[Path]) -> dict[Path, tuple[bytes, int]]:
     return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in paths}
 
@@ -151,7 +95,7 @@ def example_count(path: Path) -> float:
 # merge
 def test_merge_console_script_writes_a_model_vw_loads(cli_models: CliModels, models: Models, tmp_path: Path) -> None:
     out = tmp_path / "merged.model"
-    run = vwmerge_cli("merge", "-o", out, *cli_models.inputs, script=True)
+    run = run_cli("merge", "-o", out, *cli_models.inputs, script=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout == ""  # stdout is for command output; the summary is a log event
     assert sorted(p.name for p in tmp_path.iterdir()) == ["merged.model"]  # no temp file left
@@ -177,7 +121,7 @@ def test_merge_console_script_writes_a_model_vw_loads(cli_models: CliModels, mod
 def test_merge_json_report_and_overwrite_of_an_existing_output(cli_models: CliModels, tmp_path: Path) -> None:
     out = tmp_path / "merged.model"
     out.write_bytes(b"an older file")
-    run = vwmerge_cli("merge", "--json", "-o", out, cli_models.a, cli_models.b)
+    run = run_cli("merge", "--json", "-o", out, cli_models.a, cli_models.b)
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
     assert set(report["phases"]) == {"load", "merge", "save"}
@@ -198,7 +142,7 @@ def test_weights_forms_agree_and_weight_the_parameters(cli_models: CliModels, tm
     outputs = {}
     for name, opts in forms.items():
         out = tmp_path / f"{name}.model"
-        run = vwmerge_cli("merge", "-o", out, *opts, a, b)
+        run = run_cli("merge", "-o", out, *opts, a, b)
         assert run.returncode == 0, run.stderr
         outputs[name] = out.read_bytes()
     assert outputs["comma"] == outputs["space"] == outputs["repeated"]
@@ -217,7 +161,7 @@ def test_weights_forms_agree_and_weight_the_parameters(cli_models: CliModels, tm
 
 def test_no_normalize_uses_the_weights_as_given(cli_models: CliModels, tmp_path: Path) -> None:
     out = tmp_path / "sum.model"
-    run = vwmerge_cli("merge", "--no-normalize", "--weights", "1,1", "-o", out, cli_models.a, cli_models.b)
+    run = run_cli("merge", "--no-normalize", "--weights", "1,1", "-o", out, cli_models.a, cli_models.b)
     assert run.returncode == 0, run.stderr
     ta, tb, merged = gd_table(cli_models.a), gd_table(cli_models.b), gd_table(out)
     w_a = dict(zip(ta.index.tolist(), ta.column("w").tolist(), strict=True))
@@ -230,7 +174,7 @@ def test_no_normalize_uses_the_weights_as_given(cli_models: CliModels, tmp_path:
 def test_base_mode_matches_the_library(models: Models, tmp_path: Path) -> None:
     base, resumed = models.resumed(ARGS)
     out = tmp_path / "based.model"
-    run = vwmerge_cli("merge", "-o", out, "-b", base, *resumed)  # -b: vw-merge's short --base
+    run = run_cli("merge", "-o", out, "-b", base, *resumed)  # -b: vw-merge's short --base
     assert run.returncode == 0, run.stderr
     expected = vwmerge.merge([vwmerge.load(p) for p in resumed], base=vwmerge.load(base)).to_bytes()
     assert out.read_bytes() == expected
@@ -239,7 +183,7 @@ def test_base_mode_matches_the_library(models: Models, tmp_path: Path) -> None:
 
     # One model and a base is a valid merge too.
     single = tmp_path / "single.model"
-    assert vwmerge_cli("merge", "-o", single, "--base", base, resumed[0]).returncode == 0
+    assert run_cli("merge", "-o", single, "--base", base, resumed[0]).returncode == 0
     assert single.exists()
 
 
@@ -247,7 +191,7 @@ def test_base_mode_matches_the_library(models: Models, tmp_path: Path) -> None:
 # dry run / check
 def test_dry_run_text_plan(cli_models: CliModels, tmp_path: Path) -> None:
     out = tmp_path / "never.model"
-    run = vwmerge_cli("merge", "--dry-run", "-o", out, *cli_models.inputs)
+    run = run_cli("merge", "--dry-run", "-o", out, *cli_models.inputs)
     assert run.returncode == 0, run.stderr
     assert not out.exists() and not any(tmp_path.iterdir())
     text = run.stdout
@@ -266,7 +210,7 @@ def test_dry_run_text_plan(cli_models: CliModels, tmp_path: Path) -> None:
 
 
 def test_check_json_plan(cli_models: CliModels) -> None:
-    run = vwmerge_cli("check", "--json", "--weights", "2,1,1", *cli_models.inputs)
+    run = run_cli("check", "--json", "--weights", "2,1,1", *cli_models.inputs)
     assert run.returncode == 0, run.stderr
     plan = json.loads(run.stdout)
     assert plan["ok"] is True and plan["error"] is None
@@ -281,11 +225,11 @@ def test_check_json_plan(cli_models: CliModels) -> None:
 
 
 def test_check_incompatible_models_exits_1_with_the_plan(cli_models: CliModels) -> None:
-    run = vwmerge_cli("check", cli_models.a, cli_models.bits17)
+    run = run_cli("check", cli_models.a, cli_models.bits17)
     assert_one_error(run, str(cli_models.bits17), "bits differ")
     assert "result: ERROR" in run.stdout
 
-    run = vwmerge_cli("merge", "--dry-run", "--json", cli_models.a, cli_models.other_options)
+    run = run_cli("merge", "--dry-run", "--json", cli_models.a, cli_models.other_options)
     assert_one_error(run, str(cli_models.other_options), "options differ")
     plan = json.loads(run.stdout)
     assert plan["ok"] is False and "options differ" in plan["error"]
@@ -294,7 +238,7 @@ def test_check_incompatible_models_exits_1_with_the_plan(cli_models: CliModels) 
 # --------------------------------------------------------------------------------------------
 # inspect, plugins, version, help
 def test_inspect_text(cli_models: CliModels) -> None:
-    run = vwmerge_cli("inspect", cli_models.a)
+    run = run_cli("inspect", cli_models.a)
     assert run.returncode == 0, run.stderr
     ws = vwmerge.load(cli_models.a)
     text = run.stdout
@@ -310,7 +254,7 @@ def test_inspect_text(cli_models: CliModels) -> None:
 
 
 def test_inspect_json(cli_models: CliModels) -> None:
-    run = vwmerge_cli("inspect", "--json", cli_models.b)
+    run = run_cli("inspect", "--json", cli_models.b)
     assert run.returncode == 0, run.stderr
     doc = json.loads(run.stdout)
     ws = vwmerge.load(cli_models.b)
@@ -324,7 +268,7 @@ def test_inspect_json(cli_models: CliModels) -> None:
 
 
 def test_plugins_text_and_json() -> None:
-    run = vwmerge_cli("plugins", "--json")
+    run = run_cli("plugins", "--json")
     registry = vwmerge.Registry(vwmerge.make_plugin_manager())  # fresh: what the subprocess found
     assert run.returncode == 0, run.stderr
     doc = json.loads(run.stdout)
@@ -333,7 +277,7 @@ def test_plugins_text_and_json() -> None:
     assert gd["distribution"] == "vwmerge" and gd["builtin"] is True
     assert "gd" in gd["reductions"] and "vwmerge_merge" in gd["hooks"]
 
-    text = vwmerge_cli("plugins")
+    text = run_cli("plugins")
     assert text.returncode == 0
     assert "overrides" in text.stdout
     for p in registry.plugins():
@@ -341,14 +285,14 @@ def test_plugins_text_and_json() -> None:
 
 
 def test_version() -> None:
-    run = vwmerge_cli("--version")
+    run = run_cli("--version")
     assert run.returncode == 0
     assert run.stdout.strip() == f"vwmerge {vwmerge.__version__}"
 
 
 @pytest.mark.parametrize("command", ["", "merge", "check", "inspect", "plugins"])
 def test_help_teaches(command: str) -> None:
-    run = vwmerge_cli(*([command] if command else []), "--help")
+    run = run_cli(*([command] if command else []), "--help")
     assert run.returncode == 0 and run.stderr == ""
     assert "Usage: vwmerge" in run.stdout
     assert "\n    vwmerge " in run.stdout  # an example invocation
@@ -359,9 +303,9 @@ def test_help_teaches(command: str) -> None:
 
 
 def test_usage_errors_exit_2(cli_models: CliModels) -> None:
-    run = vwmerge_cli("merge", cli_models.a, cli_models.b)  # no -o
+    run = run_cli("merge", cli_models.a, cli_models.b)  # no -o
     assert run.returncode == 2 and "--output" in run.stderr
-    assert vwmerge_cli("merge", "--frobnicate", "-o", "x", cli_models.a).returncode == 2
+    assert run_cli("merge", "--frobnicate", "-o", "x", cli_models.a).returncode == 2
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,7 +366,7 @@ ERRORS: dict[str, ErrorCase] = {
 def test_error_is_one_line_and_leaves_nothing(case: str, cli_models: CliModels, tmp_path: Path) -> None:
     before = snapshot(cli_models.all_files)
     args, needles = ERRORS[case](cli_models, tmp_path / "out.model")
-    run = vwmerge_cli(*args)
+    run = run_cli(*args)
     assert_one_error(run, *map(str, needles))
     assert run.stdout == ""
     assert list(tmp_path.iterdir()) == []  # no output, no temporary file
@@ -434,9 +378,9 @@ def test_check_fails_exactly_like_the_merge(case: str, cli_models: CliModels, tm
     """docs/cli.md: the exit status of check is the one the merge would have, with its Error line."""
     args, needles = ERRORS[case](cli_models, tmp_path / "out.model")
     assert args[0] == "merge"
-    merged = assert_one_error(vwmerge_cli(*args), *map(str, needles))
+    merged = assert_one_error(run_cli(*args), *map(str, needles))
     for dry in (["check", *args[1:]], [*args, "--dry-run"]):
-        run = vwmerge_cli(*dry)
+        run = run_cli(*dry)
         assert assert_one_error(run, *map(str, needles)) == merged
         assert f"result: ERROR: {merged.removeprefix('Error: ')}" in run.stdout or run.stdout == ""
     assert list(tmp_path.iterdir()) == []
@@ -446,7 +390,7 @@ def test_output_hard_linked_to_an_input_is_refused(cli_models: CliModels, tmp_pa
     link = tmp_path / "alias.model"
     os.link(cli_models.b, link)
     before = snapshot([cli_models.b])
-    assert_one_error(vwmerge_cli("merge", "-o", link, cli_models.a, cli_models.b), "alias.model", "refusing")
+    assert_one_error(run_cli("merge", "-o", link, cli_models.a, cli_models.b), "alias.model", "refusing")
     assert snapshot([cli_models.b]) == before
     assert [p.name for p in tmp_path.iterdir()] == ["alias.model"]
 
@@ -458,11 +402,11 @@ def test_unwritable_output_directory(cli_models: CliModels, tmp_path: Path) -> N
         target.chmod(0o500)
     else:  # root writes anywhere permissions allow nothing; sysfs still refuses new files
         target = Path("/sys")
-        probe = vwmerge_cli("merge", "-o", target / "probe.model", "--dry-run", cli_models.a, cli_models.b)
+        probe = run_cli("merge", "-o", target / "probe.model", "--dry-run", cli_models.a, cli_models.b)
         if probe.returncode != 0 or not os.access(target, os.W_OK):
             pytest.skip("no directory that refuses writes is available")
     try:
-        run = vwmerge_cli("merge", "-o", target / "out.model", cli_models.a, cli_models.b)
+        run = run_cli("merge", "-o", target / "out.model", cli_models.a, cli_models.b)
         assert_one_error(run, str(target / "out.model"), "cannot write")
         assert not any(p.name.startswith((".out.model", "out.model")) for p in target.iterdir())
     finally:
@@ -473,13 +417,13 @@ def test_unwritable_output_directory(cli_models: CliModels, tmp_path: Path) -> N
 def test_failed_merge_keeps_an_existing_output(cli_models: CliModels, tmp_path: Path) -> None:
     out = tmp_path / "out.model"
     out.write_bytes(b"yesterday's model")
-    assert_one_error(vwmerge_cli("merge", "-o", out, cli_models.a, cli_models.bits17), "bits differ")
+    assert_one_error(run_cli("merge", "-o", out, cli_models.a, cli_models.bits17), "bits differ")
     assert out.read_bytes() == b"yesterday's model"
     assert [p.name for p in tmp_path.iterdir()] == ["out.model"]
 
 
 def test_debug_shows_the_traceback(cli_models: CliModels, tmp_path: Path) -> None:
-    run = vwmerge_cli("--debug", "merge", "-o", tmp_path / "o.model", cli_models.a, cli_models.truncated)
+    run = run_cli("--debug", "merge", "-o", tmp_path / "o.model", cli_models.a, cli_models.truncated)
     assert run.returncode == 1
     assert "Traceback (most recent call last)" in run.stderr
     assert "ModelFormatError" in run.stderr
@@ -490,31 +434,31 @@ def test_debug_shows_the_traceback(cli_models: CliModels, tmp_path: Path) -> Non
 # --------------------------------------------------------------------------------------------
 # Logging
 def test_log_format_json_lines_on_stderr(cli_models: CliModels, tmp_path: Path) -> None:
-    run = vwmerge_cli("--log-format", "json", "merge", "-o", tmp_path / "o.model", cli_models.a, cli_models.b)
+    run = run_cli("--log-format", "json", "merge", "-o", tmp_path / "o.model", cli_models.a, cli_models.b)
     assert run.returncode == 0, run.stderr
     lines = run.stderr.strip().splitlines()
-    assert lines and all(_json_event(line) is not None for line in lines)
+    assert lines and all(json_event(line) is not None for line in lines)
     events = [json.loads(line) for line in lines]
     assert all({"event", "level", "timestamp"} <= set(e) for e in events)
     assert "merged" in [e["event"] for e in events]
 
 
 def test_log_format_console_and_level(cli_models: CliModels, tmp_path: Path) -> None:
-    run = vwmerge_cli("--log-format", "console", "merge", "-o", tmp_path / "o.model", cli_models.a, cli_models.b)
+    run = run_cli("--log-format", "console", "merge", "-o", tmp_path / "o.model", cli_models.a, cli_models.b)
     assert run.returncode == 0
-    assert "merged" in run.stderr and all(_json_event(line) is None for line in run.stderr.splitlines())
-    quiet = vwmerge_cli("--log-level", "warning", "merge", "-o", tmp_path / "p.model", cli_models.a, cli_models.b)
+    assert "merged" in run.stderr and all(json_event(line) is None for line in run.stderr.splitlines())
+    quiet = run_cli("--log-level", "warning", "merge", "-o", tmp_path / "p.model", cli_models.a, cli_models.b)
     assert quiet.returncode == 0 and "merged" not in quiet.stderr
 
 
 def test_warnings_from_the_core_pass_through(models: Models, tmp_path: Path) -> None:
     """Predict-only models record no example count: the core warns and weights them equally."""
     a, b = (models.train(f"{ARGS} --predict_only_model", s, 30) for s in (31, 32))
-    run = vwmerge_cli("merge", "-o", tmp_path / "o.model", a, b)
+    run = run_cli("merge", "-o", tmp_path / "o.model", a, b)
     assert run.returncode == 0, run.stderr
     warnings = [e for e in run.log_events() if e["level"] == "warning"]
     assert warnings and any("equally" in e["event"] for e in warnings)
-    plan = json.loads(vwmerge_cli("check", "--json", a, b).stdout)
+    plan = json.loads(run_cli("check", "--json", a, b).stdout)
     assert [w["event"] for w in plan["warnings"]] == [w["event"] for w in warnings]
     assert [m["weight"] for m in plan["models"]] == [0.5, 0.5]
 
@@ -532,9 +476,9 @@ def test_examples_are_small_compatible_models() -> None:
 
 def test_readme_quick_start(tmp_path: Path) -> None:
     merged = tmp_path / "merged.model"
-    run = vwmerge_cli("merge", "-o", "merged.model", *EXAMPLES, script=True, cwd=tmp_path)
+    run = run_cli("merge", "-o", "merged.model", *EXAMPLES, script=True, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    shown = vwmerge_cli("inspect", "merged.model", script=True, cwd=tmp_path)
+    shown = run_cli("inspect", "merged.model", script=True, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     events = sum(int(vwmerge.load(p).state("cb_adf").counters[:, 0].sum()) for p in EXAMPLES)
     assert f"event_sum={events:,}" in shown.stdout

@@ -25,6 +25,7 @@ import attrs
 import numpy as np
 import pytest
 import vwmerge
+from helpers.cli import assert_one_error, run_cli
 from helpers.configs import BOTTOM_CONFIGS
 from helpers.models import Models
 from helpers.zoo import train_file
@@ -37,32 +38,6 @@ BY_ARGS = {c.args: c for c in BOTTOM_CONFIGS}
 
 #: What loading a small hostile file may allocate, at most (the claims run to gigabytes).
 MAX_ALLOCATION = 4 << 20
-
-
-@attrs.frozen
-class Run:
-    returncode: int
-    stderr: str
-
-
-def vwmerge_cli(*args: object) -> Run:
-    """``python -m vwmerge ARGS`` in a subprocess; stderr is a pipe, so log events are JSON lines."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "vwmerge", *map(str, args)], capture_output=True, text=True, timeout=300,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    return Run(proc.returncode, proc.stderr)
-
-
-def assert_one_error(run: Run, *needles: str) -> str:
-    """Exit 1, no traceback, and exactly one ``Error:`` line on stderr, naming each needle."""
-    assert run.returncode == 1, run.stderr
-    assert "Traceback" not in run.stderr, run.stderr
-    errors = [line for line in run.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, run.stderr
-    for needle in needles:
-        assert needle in errors[0], (needle, errors[0])
-    return errors[0]
 
 
 def rewrite_header(path: Path, out: Path, **changes: object) -> Path:
@@ -104,7 +79,7 @@ def cli_errors(path: Path, partner: Path, tmp_path: Path, *needles: str) -> None
     """inspect, check and merge each exit 1 with one line naming ``path`` (and the needles)."""
     out = tmp_path / "merged.model"
     for args in (["inspect", path], ["check", path, partner], ["merge", "-o", out, path, partner]):
-        assert_one_error(vwmerge_cli(*args), str(path), *needles)
+        assert_one_error(run_cli(*args), str(path), *needles)
     assert not out.exists()
 
 
@@ -138,7 +113,7 @@ def test_option_values_that_are_not_finite_integers_are_refused(
             vwmerge.merge([vwmerge.load(bad), vwmerge.load(twin)])
         assert str(info.value).startswith(f"{bad}: option --ftrl_alpha")
         for args in (["check", bad, twin], ["merge", "-o", tmp_path / "o.model", bad, twin]):
-            assert_one_error(vwmerge_cli(*args), str(bad), "--ftrl_alpha", problem)
+            assert_one_error(run_cli(*args), str(bad), "--ftrl_alpha", problem)
         return
     message = load_error(bad, str(bad), f"--{option}", problem)
     assert len(message.splitlines()) == 1
@@ -182,16 +157,16 @@ def test_a_non_finite_weight_is_refused_naming_file_and_row(models: Models, tmp_
     load_error(bad, str(bad), f"row {row} holds {value}", "column 'w'", "allow_nonfinite")
     out = tmp_path / "merged.model"
     for args in (["inspect", bad], ["merge", "-o", out, bad, partner], ["merge", "-o", out, partner, bad]):
-        assert_one_error(vwmerge_cli(*args), str(bad), f"row {row}")
+        assert_one_error(run_cli(*args), str(bad), f"row {row}")
     assert not out.exists()
     # A dry run reads no weight rows (that is what makes it fast), so it cannot see the value.
-    assert vwmerge_cli("check", bad, partner).returncode == 0
+    assert run_cli("check", bad, partner).returncode == 0
     # Allowed on request, the value is taken as it is (and spreads into the merge).
     ws = vwmerge.load(bad, allow_nonfinite=True)
     kept = ws.states[-1].table.values[1, 0]
     assert (math.isnan(kept) and math.isnan(value)) or kept == value
-    assert vwmerge_cli("inspect", "--allow-nonfinite", bad).returncode == 0
-    run = vwmerge_cli("merge", "--allow-nonfinite", "--weights", "1,1", "-o", out, bad, partner)
+    assert run_cli("inspect", "--allow-nonfinite", bad).returncode == 0
+    run = run_cli("merge", "--allow-nonfinite", "--weights", "1,1", "-o", out, bad, partner)
     assert run.returncode == 0, run.stderr
     merged = vwmerge.load(out, allow_nonfinite=True).states[-1].table
     assert not np.isfinite(merged.values[merged.index == row, 0]).any()
@@ -203,8 +178,8 @@ def test_a_model_vw_trained_into_nan_is_refused(models: Models, tmp_path: Path) 
     diverged, other = models.train(args, 11, 30), models.train(args, 12, 37)
     assert not np.isfinite(vwmerge.load(diverged, allow_nonfinite=True).states[-1].table.values).any()
     load_error(diverged, str(diverged), "non-finite weight: row", "in column 'w'")
-    assert_one_error(vwmerge_cli("inspect", diverged), str(diverged), "non-finite weight")
-    assert_one_error(vwmerge_cli("merge", "-o", tmp_path / "o.model", diverged, other), str(diverged), "non-finite")
+    assert_one_error(run_cli("inspect", diverged), str(diverged), "non-finite weight")
+    assert_one_error(run_cli("merge", "-o", tmp_path / "o.model", diverged, other), str(diverged), "non-finite")
 
 
 def test_ftrl_fit_survives_non_finite_rows_when_they_are_allowed(models: Models, tmp_path: Path) -> None:
@@ -231,7 +206,7 @@ def test_u64_counters_that_overflow_when_summed_wrap_and_stay_writable(models: M
         p.write_bytes(big.to_bytes())
         paths.append(p)
     out = tmp_path / "merged.model"
-    run = vwmerge_cli("merge", "-o", out, *paths)
+    run = run_cli("merge", "-o", out, *paths)
     assert run.returncode == 0, run.stderr
     assert vwmerge.load(out).states[k].value == (2 * (2**64 - 1)) % 2**64  # VW's uint64 arithmetic
 
@@ -314,7 +289,7 @@ def test_any_number_renders(models: Models) -> None:
 # Files that are not regular files, or cannot be opened or mapped
 def _prompt(args: list[object], *needles: str) -> None:
     start = time.monotonic()
-    run = vwmerge_cli(*args)
+    run = run_cli(*args)
     assert time.monotonic() - start < 60
     assert_one_error(run, *needles)
 

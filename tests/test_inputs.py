@@ -10,59 +10,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
-import attrs
 import pytest
 import vwmerge
+from helpers.cli import Run, assert_one_error, run_cli
 from helpers.models import Models
 from vwmerge.engine.streaming import merge_files
-
-
-@attrs.frozen
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def log_events(self) -> list[dict[str, Any]]:
-        return [e for e in map(_json_event, self.stderr.splitlines()) if e is not None]
-
-    def human_lines(self) -> list[str]:
-        """stderr lines that are not structured log events (click's messages, tracebacks)."""
-        return [line for line in self.stderr.splitlines() if line.strip() and _json_event(line) is None]
-
-
-def _json_event(line: str) -> dict[str, Any] | None:
-    try:
-        obj = json.loads(line)
-    except ValueError:
-        return None
-    return obj if isinstance(obj, dict) and "event" in obj else None
-
-
-def cli(*args: str | Path, stdin: str | None = None, cwd: Path | None = None) -> Run:
-    """``python -m vwmerge ARGS`` with ``stdin`` as its standard input (stderr is a pipe: JSON logs)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "vwmerge", *map(str, args)],
-        capture_output=True, text=True, timeout=300, cwd=cwd, input=stdin if stdin is not None else "",
-    )  # fmt: skip
-    return Run(proc.returncode, proc.stdout, proc.stderr)
-
-
-def assert_one_error(run: Run, *needles: str) -> str:
-    """Exit 1, and stderr holds exactly one human line: ``Error: ...`` naming each needle."""
-    assert run.returncode == 1, run.stderr
-    assert "Traceback" not in run.stderr, run.stderr
-    lines = run.human_lines()
-    assert len(lines) == 1, run.stderr
-    assert lines[0].startswith("Error: "), lines
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 def library_merge(paths: list[Path], weights: list[float] | None = None, base: Path | None = None) -> bytes:
@@ -109,10 +63,10 @@ def test_a_quoted_pattern_is_expanded_sorted_files_only(days: Path, tmp_path: Pa
         "file-url": f"file://{days}/day*.model",
     }[form]
     out = tmp_path / "out.model"
-    run = cli("merge", "-o", out, "--weights", "1,2,3,4", pattern, cwd=tmp_path)
+    run = run_cli("merge", "-o", out, "--weights", "1,2,3,4", pattern, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert out.read_bytes() == library_merge(in_order(days), WEIGHTS)
-    plan = cli("check", "--json", pattern, cwd=tmp_path)
+    plan = run_cli("check", "--json", pattern, cwd=tmp_path)
     expected = [str(p) for p in in_order(days)]
     if form == "relative":
         expected = [f"data/{n}.model" for n in ORDER]
@@ -124,10 +78,10 @@ def test_a_quoted_pattern_is_expanded_sorted_files_only(days: Path, tmp_path: Pa
 def test_a_pattern_matching_nothing_is_one_error_naming_it(days: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.model"
     for pattern in [str(days / "week*.model"), f"file://{days}/week*.model"]:
-        run = cli("merge", "-o", out, str(days / "day1.model"), pattern)
+        run = run_cli("merge", "-o", out, str(days / "day1.model"), pattern)
         assert_one_error(run, pattern, "no file matches")
         assert not out.exists()
-    assert_one_error(cli("check", str(days / "day1.model"), str(days / "week?.model")), "week?.model")
+    assert_one_error(run_cli("check", str(days / "day1.model"), str(days / "week?.model")), "week?.model")
 
 
 def test_a_literal_name_with_magic_wins_over_the_pattern(days: Path, tmp_path: Path) -> None:
@@ -135,24 +89,24 @@ def test_a_literal_name_with_magic_wins_over_the_pattern(days: Path, tmp_path: P
     literal = days / "day[1].model"
     shutil.copyfile(days / "day3.model", literal)
     out = tmp_path / "out.model"
-    run = cli("merge", "-o", out, "--weights", "1,3", literal, days / "day2.model")
+    run = run_cli("merge", "-o", out, "--weights", "1,3", literal, days / "day2.model")
     assert run.returncode == 0, run.stderr
     assert out.read_bytes() == library_merge([literal, days / "day2.model"], [1, 3])
-    assert plan_models(cli("check", "--json", literal, days / "day2.model"))[0] == str(literal)
+    assert plan_models(run_cli("check", "--json", literal, days / "day2.model"))[0] == str(literal)
     literal.unlink()  # now it is a pattern again, and matches day1.model
-    assert plan_models(cli("check", "--json", literal, days / "day2.model"))[0] == str(days / "day1.model")
+    assert plan_models(run_cli("check", "--json", literal, days / "day2.model"))[0] == str(days / "day1.model")
 
 
 def test_the_output_is_a_name_never_a_pattern(days: Path) -> None:
     out = days / "merged[1]*.model"
-    run = cli("merge", "-o", out, days / "day1.model", days / "day2.model")
+    run = run_cli("merge", "-o", out, days / "day1.model", days / "day2.model")
     assert run.returncode == 0, run.stderr
     assert out.read_bytes() == library_merge([days / "day1.model", days / "day2.model"])
 
 
 def test_weights_must_match_the_expanded_count(days: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.model"
-    run = cli("merge", "-o", out, "--weights", "1,2", str(days / "day*.model"))
+    run = run_cli("merge", "-o", out, "--weights", "1,2", str(days / "day*.model"))
     line = assert_one_error(run, "--weights", "2 weights given for 4 models", "day1.model")
     assert "after expanding patterns" in line
     assert not out.exists()
@@ -166,12 +120,12 @@ def test_base_may_be_a_pattern_matching_exactly_one(models: Models, tmp_path: Pa
     for i, p in enumerate(resumed):
         shutil.copyfile(p, d / f"client-{i}.model")
     out = tmp_path / "out.model"
-    run = cli("merge", "-o", out, "--base", d / "base-*.model", d / "client-*.model")
+    run = run_cli("merge", "-o", out, "--base", d / "base-*.model", d / "client-*.model")
     assert run.returncode == 0, run.stderr
     assert out.read_bytes() == library_merge([d / "client-0.model", d / "client-1.model"], base=d / "base-0.model")
-    run = cli("merge", "-o", out, "--base", d / "client-*.model", d / "base-0.model")
+    run = run_cli("merge", "-o", out, "--base", d / "client-*.model", d / "base-0.model")
     assert_one_error(run, "client-*.model", "matches 2 files", "--base takes exactly one")
-    assert_one_error(cli("check", "--base", d / "none-*.model", d / "client-0.model"), "none-*.model", "no file")
+    assert_one_error(run_cli("check", "--base", d / "none-*.model", d / "client-0.model"), "none-*.model", "no file")
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,14 +141,14 @@ def test_models_from_a_file_with_comments_blank_lines_and_patterns(days: Path, t
     )
     expected = [days / "day2.model", days / "day3.model", hashed, days / "day1.model", days / "day10.model"]
     # MODEL arguments first, then the list's entries in order, a pattern expanded where it stands.
-    plan = cli("check", "--json", "--models-from", listing, days / "day2.model")
+    plan = run_cli("check", "--json", "--models-from", listing, days / "day2.model")
     assert plan_models(plan) == [str(p) for p in expected]
     out = tmp_path / "out.model"
     weights = [5.0, 1.0, 2.0, 3.0, 4.0]
-    run = cli("merge", "-o", out, "--weights", "5,1,2,3,4", "--models-from", listing, days / "day2.model")
+    run = run_cli("merge", "-o", out, "--weights", "5,1,2,3,4", "--models-from", listing, days / "day2.model")
     assert run.returncode == 0, run.stderr
     assert out.read_bytes() == library_merge(expected, weights)
-    dry = cli("merge", "--dry-run", "--json", "--models-from", listing, days / "day2.model")
+    dry = run_cli("merge", "--dry-run", "--json", "--models-from", listing, days / "day2.model")
     assert plan_models(dry) == [str(p) for p in expected]
 
 
@@ -203,12 +157,12 @@ def test_models_from_standard_input_and_several_lists(days: Path, tmp_path: Path
     second.write_text(f"file://{days}/day3.model\n", encoding="utf-8")
     out = tmp_path / "out.model"
     stdin = f"{days / 'day2.model'}\n# nothing else\n"
-    run = cli("merge", "-o", out, "--weights", "1,2,3", "--models-from", "-", "--models-from", second,
+    run = run_cli("merge", "-o", out, "--weights", "1,2,3", "--models-from", "-", "--models-from", second,
               days / "day1.model", stdin=stdin)  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert out.read_bytes() == library_merge([days / "day1.model", days / "day2.model", days / "day3.model"], [1, 2, 3])
     # Only a list: no MODEL argument is needed.
-    plan = cli("check", "--json", "--models-from", "-", stdin=f"{days / 'day*.model'}\n")
+    plan = run_cli("check", "--json", "--models-from", "-", stdin=f"{days / 'day*.model'}\n")
     assert plan_models(plan) == [str(p) for p in in_order(days)]
 
 
@@ -216,17 +170,19 @@ def test_models_from_errors(days: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.model"
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing yet\n\n", encoding="utf-8")
-    assert_one_error(cli("merge", "-o", out, "--models-from", empty, days / "day1.model"), str(empty), "lists no model")
+    assert_one_error(
+        run_cli("merge", "-o", out, "--models-from", empty, days / "day1.model"), str(empty), "lists no model"
+    )
     missing = tmp_path / "missing.txt"
-    assert_one_error(cli("merge", "-o", out, "--models-from", missing), str(missing), "no such file")
+    assert_one_error(run_cli("merge", "-o", out, "--models-from", missing), str(missing), "no such file")
     listing = tmp_path / "bad.txt"
     listing.write_text(f"{days / 'day1.model'}\n{days / 'nope*.model'}\n", encoding="utf-8")
-    assert_one_error(cli("merge", "-o", out, "--models-from", listing), "nope*.model", "no file matches")
+    assert_one_error(run_cli("merge", "-o", out, "--models-from", listing), "nope*.model", "no file matches")
     missing_model = tmp_path / "missing-model.txt"
     missing_model.write_text(f"{days / 'day1.model'}\n{days / 'gone.model'}\n", encoding="utf-8")
-    assert_one_error(cli("merge", "-o", out, "--models-from", missing_model), "gone.model", "no such file")
+    assert_one_error(run_cli("merge", "-o", out, "--models-from", missing_model), "gone.model", "no such file")
     assert not out.exists()
-    run = cli("merge", "-o", out)  # neither MODEL nor --models-from: a usage error
+    run = run_cli("merge", "-o", out)  # neither MODEL nor --models-from: a usage error
     assert run.returncode == 2
     assert "--models-from" in run.stderr
 
@@ -318,7 +274,7 @@ def test_two_thousand_models_from_a_list(models: Models, tmp_path: Path) -> None
     listing = tmp_path / "fleet.txt"
     listing.write_text("".join(f"{p}\n" for p in paths), encoding="utf-8")
     out = tmp_path / "out.model"
-    run = cli("--log-format", "json", "merge", "-q", "-o", out, "--models-from", listing)
+    run = run_cli("--log-format", "json", "merge", "-q", "-o", out, "--models-from", listing)
     assert run.returncode == 0, run.stderr
     merged = [e for e in run.log_events() if e["event"] == "merged"]
     assert merged[0]["models"] == 2000

@@ -9,8 +9,6 @@ fixture (and the documented layout) right; vwmerge is then checked against it.
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import vowpalwabbit
 import vwmerge
 from helpers import oldformat as of
 from helpers import vwtrain
+from helpers.cli import run_cli as cli
 from helpers.models import INPUT_SEEDS, INPUT_SIZES
 from vwmerge.engine.streaming import merge_files
 
@@ -220,11 +219,6 @@ class Fixtures:
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory: pytest.TempPathFactory) -> Fixtures:
     return Fixtures(tmp_path_factory.mktemp("old_versions"))
-
-
-def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "vwmerge", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
 def version_of(path: Path) -> str:

@@ -20,29 +20,13 @@ from typing import Any
 
 import pytest
 import vwmerge
+from helpers.cli import assert_one_error as one_error
+from helpers.cli import run_cli as cli
 from helpers.models import Models
 from vwmerge.engine.pipeline import MergeRequest, run_merge
 
 ARGS = "-q ab"  # gd with adaptive sums: the exact merge reads every input twice (two passes)
 SCHEMA = "vwmerge-report/1"
-
-
-def cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vwmerge", *map(str, args)],
-        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, cwd=cwd,
-    )  # fmt: skip
-
-
-def one_error(run: subprocess.CompletedProcess[str], *needles: str) -> str:
-    """Exit 1 and exactly one ``Error:`` line (besides JSON log events) naming every needle."""
-    assert run.returncode == 1, run.stderr
-    assert "Traceback" not in run.stderr
-    lines = [line for line in run.stderr.splitlines() if line.strip() and not line.startswith("{")]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), run.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 def sha256(path: Path) -> str:

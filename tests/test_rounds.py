@@ -12,44 +12,21 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import attrs
 import numpy as np
 import pytest
 import vowpalwabbit
 import vwmerge
 from helpers import vwtrain
+from helpers.cli import Run, assert_one_error, run_cli
 from helpers.models import EXAMPLE_PLUGIN_ENTRY_POINT, Models, example_plugin_entry_point
 from vwmerge.contract.registry import BLOCK_ENV
 from vwmerge.engine.streaming import merge_files
 
 GD_ARGS = "-q ab"  # gd with its default adaptive and normalized columns
 SQUARECB_ARGS = "--cb_explore_adf --squarecb"
-
-
-@attrs.frozen
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def events(self) -> list[dict[str, Any]]:
-        out = []
-        for line in self.stderr.splitlines():
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(obj, dict) and "event" in obj:
-                out.append(obj)
-        return out
-
-    def human_lines(self) -> list[str]:
-        return [line for line in self.stderr.splitlines() if line.strip() and not line.startswith("{")]
 
 
 def cli(*args: str | Path, example_plugin: bool = False) -> Run:
@@ -61,22 +38,7 @@ def cli(*args: str | Path, example_plugin: bool = False) -> Run:
             n for n in env.get(BLOCK_ENV, "").split(",") if n.strip() and n.strip() != EXAMPLE_PLUGIN_ENTRY_POINT
         ]
         env[BLOCK_ENV] = ",".join(blocked)
-    proc = subprocess.run(
-        [sys.executable, "-m", "vwmerge", *map(str, args)],
-        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, env=env,
-    )  # fmt: skip
-    return Run(proc.returncode, proc.stdout, proc.stderr)
-
-
-def assert_one_error(run: Run, *needles: str) -> str:
-    assert run.returncode == 1, run.stderr
-    assert "Traceback" not in run.stderr, run.stderr
-    lines = run.human_lines()
-    assert len(lines) == 1, run.stderr
-    assert lines[0].startswith("Error: "), lines
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
+    return run_cli(*args, env=env)
 
 
 def dense(path: Path) -> np.ndarray:
@@ -128,9 +90,9 @@ def test_scale_half_lands_halfway_between_base_and_full_round(
     report = tmp_path / "half.report.json"
     run = cli("merge", "-o", out, "--base", base, "--scale", "0.5", "--report", report, *resumed)
     assert run.returncode == 0, run.stderr
-    assert not [e for e in run.events() if e["level"] == "warning"], run.stderr
+    assert not [e for e in run.log_events() if e["level"] == "warning"], run.stderr
     assert json.loads(report.read_text())["settings"]["scale"] == 0.5  # the provenance report records it
-    assert [e["scale"] for e in run.events() if e["event"] == "merged"] == [0.5]
+    assert [e["scale"] for e in run.log_events() if e["event"] == "merged"] == [0.5]
 
     b, f, h = dense(base), dense(full_round), dense(out)
     columns = vwmerge.load(out).states[-1].table.columns
@@ -214,8 +176,8 @@ def test_scale_leaves_counters_of_reductions_alone_and_warns_for_a_plugin_withou
     assert cli("merge", "-o", full, "--base", base, *resumed, example_plugin=True).returncode == 0
     run = cli("merge", "-o", half, "--base", base, "--scale", "0.5", *resumed, example_plugin=True)
     assert run.returncode == 0, run.stderr
-    assert any(e["event"] == "merged by vwmerge-example-plugin" for e in run.events()), run.stderr
-    warned = [e for e in run.events() if e["level"] == "warning"]
+    assert any(e["event"] == "merged by vwmerge-example-plugin" for e in run.log_events()), run.stderr
+    warned = [e for e in run.log_events() if e["level"] == "warning"]
     assert [e["reduction"] for e in warned] == ["cb_explore_adf_squarecb"], run.stderr
     assert "vwmerge_scale" in warned[0]["event"] and "unscaled" in warned[0]["event"]
 
@@ -274,7 +236,7 @@ def test_force_warns_and_merges(days: tuple[Path, list[Path]], tmp_path: Path) -
     out = tmp_path / "forced.model"
     run = cli("merge", "-o", out, "--force", "--base", day3, day1, day2)
     assert run.returncode == 0, run.stderr
-    premise = [e for e in run.events() if e["level"] == "warning" and "fewer examples than the base" in e["event"]]
+    premise = [e for e in run.log_events() if e["level"] == "warning" and "fewer examples than the base" in e["event"]]
     assert {e["model"] for e in premise} == {str(day1), str(day2)}
     assert all(e["base"] == str(day3) for e in premise)
     assert out.exists()
