@@ -212,6 +212,7 @@ class Registry:
                 self._declare(impl.plugin_name, spec)
         self._callers: dict[tuple[str, str], Any] = {}
         self._implements: dict[tuple[str, str], bool] = {}
+        self._direct_impls: dict[tuple[str, str], tuple[Any, tuple[str, ...]] | None] = {}
         self._stacks: dict[Options, tuple[StackEntry, ...]] = {}
 
     def distribution(self, plugin_name: str) -> tuple[str, str]:
@@ -258,9 +259,37 @@ class Registry:
             self._implements[key] = found
         return found
 
+    def _direct(self, hook: str, plugin_name: str) -> tuple[Any, tuple[str, ...]] | None:
+        """The owner's one plain implementation of ``hook`` and its argument names, or None when
+        pluggy's machinery does something a direct call would not (wrappers, several
+        implementations). Remembered: the plugins are fixed when the registry is made."""
+        key = (hook, plugin_name)
+        if key not in self._direct_impls:
+            owner = self.pm.get_plugin(plugin_name)
+            impls = [i for i in getattr(self.pm.hook, hook).get_hookimpls() if i.plugin is owner]
+            plain = len(impls) == 1 and not (impls[0].wrapper or impls[0].hookwrapper)
+            self._direct_impls[key] = (impls[0].function, tuple(impls[0].argnames)) if plain else None
+        return self._direct_impls[key]
+
     def call(self, hook: str, entry: StackEntry, **kwargs: Any) -> Any:
+        """Call the hook of ``entry``'s owning plugin (None when it does not implement it).
+
+        Every hook but ``vwmerge_reductions`` is firstresult and dispatched to one plugin, so
+        the owner's implementation is called directly, with the arguments it names, as pluggy
+        would call it (its machinery costs more than the work of a small model's hook); pluggy
+        is used where it adds something (wrappers) or names a missing argument."""
         if not self.implements(hook, entry):
             return None
+        direct = self._direct(hook, entry.plugin)
+        if direct is not None:
+            fn, names = direct
+            kwargs["reduction"] = entry
+            try:
+                args = [kwargs[n] for n in names]
+            except KeyError:
+                del kwargs["reduction"]  # pluggy names the missing argument
+            else:
+                return fn(*args)
         return self._caller(hook, entry.plugin)(reduction=entry, **kwargs)
 
     # -- stack ------------------------------------------------------------------------------

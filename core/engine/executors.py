@@ -38,7 +38,7 @@ from ..errors import MergeError, VWMergeError
 from ..format.header import Header
 from ..format.options import Options
 from ..model import files
-from ..model.workspace import Workspace, implied_options, load, reload
+from ..model.workspace import KnownHeads, Workspace, implied_options, load, reload
 from .partial import combine, finalize, fold, run_passes
 from .progress import Advance, Progress
 from .rowsums import share_large_arrays
@@ -47,6 +47,62 @@ T = TypeVar("T")
 
 #: Input index -> the digest of that input's bytes as the merge read them.
 Digests = dict[int, files.Digest]
+
+
+#: The bytes of input files whose parsed states one merge keeps from its first read (their
+#: rows included), so that a small model is read and parsed once however many passes the merge
+#: makes. Inputs beyond it are read again in every pass. A bound, not an allocation.
+STATE_CACHE_BYTES = 64 << 20
+#: Only files up to this size are read whole and kept (larger ones are mapped when their rows
+#: are needed, as before: their pages are the page cache's, not this process's).
+CACHED_FILE_MAX = 1 << 20
+#: What a kept state costs beyond its file's bytes (its Python objects and array headers),
+#: counted against :data:`STATE_CACHE_BYTES`.
+CACHED_STATE_OVERHEAD = 2048
+
+
+class StateCache:
+    """Input index -> the streamed reduction's state, parsed when the merge first read the file.
+
+    Filled by the scan, read by :meth:`StreamPlan.states` in this process and in ``--jobs``
+    workers (forked: they inherit it without a copy); a dask worker finds none and reads the
+    files. Registered under :attr:`key` while the merge runs (:func:`cache_scope`).
+    """
+
+    def __init__(self, budget: int = STATE_CACHE_BYTES, file_max: int = CACHED_FILE_MAX) -> None:
+        self.key = uuid.uuid4().hex
+        self.budget = budget
+        self.file_max = file_max
+        self.used = 0
+        self.states: dict[int, Any] = {}
+        self.digests: dict[int, files.Digest] = {}
+
+    def room(self) -> int:
+        """The largest file that may still be kept."""
+        return max(0, min(self.file_max, self.budget - self.used - CACHED_STATE_OVERHEAD))
+
+    def put(self, index: int, state: Any, size: int, digest: files.Digest | None = None) -> None:
+        self.states[index] = state
+        self.used += size + CACHED_STATE_OVERHEAD
+        if digest is not None:
+            self.digests[index] = digest
+
+    @property
+    def cached_bytes(self) -> int:
+        return self.used - CACHED_STATE_OVERHEAD * len(self.states)
+
+
+_CACHES: dict[str, StateCache] = {}
+
+
+@contextlib.contextmanager
+def cache_scope(cache: StateCache) -> Iterator[StateCache]:
+    """``cache`` findable by its key (by :class:`StreamPlan`) while the block runs."""
+    _CACHES[cache.key] = cache
+    try:
+        yield cache
+    finally:
+        _CACHES.pop(cache.key, None)
 
 
 @attrs.frozen
@@ -60,8 +116,11 @@ class ModelRef:
     head: bytes = b""
 
     @classmethod
-    def of(cls, ws: Workspace) -> ModelRef:
-        return cls(ws.source, ws.header, ws.options, ws.header.to_bytes())
+    def of(cls, ws: Workspace, heads: KnownHeads | None = None) -> ModelRef:
+        """``ws``'s reference; ``head`` is the bytes object ``heads`` holds for its header when
+        it has one (shared by every model with that header), else the header written out."""
+        known = next((k for k in heads.entries() if k[1] is ws.header), None) if heads is not None else None
+        return cls(ws.source, ws.header, ws.options, known[0] if known is not None else ws.header.to_bytes())
 
     def info(self, registry: Registry) -> ModelInfo:
         return ModelInfo(self.header, self.options, registry.derive_stack(self.options, self.source), self.source)
@@ -82,6 +141,8 @@ class StreamPlan:
     #: Take each input's SHA-256 from the mapped bytes as the first pass reads them (provenance).
     digest: bool = False
     allow_nonfinite: bool = False
+    #: The key of the merge's :class:`StateCache` (states parsed by the scan), if any.
+    cache: str = ""
 
     @property
     def count(self) -> int:
@@ -117,6 +178,11 @@ class StreamPlan:
         return context.output.stack[self.entry]
 
     def _state(self, ref: ModelRef, registry: Registry, digests: Digests | None = None, index: int = -1) -> Any:
+        cache = _CACHES.get(self.cache) if self.cache and index >= 0 else None
+        if cache is not None and index in cache.states:
+            if digests is not None and index in cache.digests:
+                digests[index] = cache.digests[index]
+            return cache.states[index]
         with files.mapped(ref.source) as source:
             if digests is not None:
                 digests[index] = files.digest(source)  # the pages this read maps anyway

@@ -27,8 +27,8 @@ from ..contract.stack import StackEntry
 from ..errors import MergeError
 from ..model import files
 from ..model.inputs import expand_inputs, expand_one
-from ..model.workspace import Workspace, load, scan, write_workspace_hashed
-from .executors import Digests, Executor, ModelRef, ProcessExecutor, StreamPlan, resolve
+from ..model.workspace import KnownHeads, Workspace, load, scan_or_load, write_workspace_hashed
+from .executors import Digests, Executor, ModelRef, ProcessExecutor, StateCache, StreamPlan, cache_scope, resolve
 from .merging import PreparedMerge, execute, merge_states, prepare_merge
 from .progress import Progress
 from .report import MergeReport, Phase, peak_rss_bytes, workers_peak_rss_bytes
@@ -38,13 +38,16 @@ PathLike = str | os.PathLike[str]
 
 @attrs.frozen(eq=False)
 class _Inputs:
-    """The models as scanned (no weight rows), their sizes, and the bytes the scan parsed."""
+    """The models as scanned (no weight rows, except the small ones the cache keeps), their
+    sizes, the bytes the scan parsed, the headers it found and the states it kept."""
 
     sources: tuple[str, ...]
     sizes: tuple[int, ...]
     base_size: int
     heads: int
     prep: PreparedMerge
+    known: KnownHeads
+    cache: StateCache
 
     @property
     def total(self) -> int:
@@ -61,22 +64,39 @@ def _scan(
     progress: Progress,
     scale: float | None = None,
     force: bool = False,
+    *,
+    cache: StateCache | None = None,
+    provenance: bool = False,
+    allow_nonfinite: bool = False,
 ) -> _Inputs:
+    """Every input's header and sections. A small local input is read whole and parsed once,
+    rows included; its base learner's state is kept in ``cache`` (within its budget) for the
+    merge, which then never reads the file again."""
+    cache = cache if cache is not None else StateCache(budget=0)
+    known = KnownHeads()
     scanned = []
+    sizes = []
     with progress.task(f"reading {len(sources)} models", len(sources)) as advance:
-        for source in sources:
-            scanned.append(scan(source, vw_options=vw_options, registry=registry))
+        for i, source in enumerate(sources):
+            found = scan_or_load(
+                source, whole_up_to=cache.room(), vw_options=vw_options, registry=registry, known=known,
+                allow_nonfinite=allow_nonfinite,
+            )  # fmt: skip
+            if found.data is not None:
+                digest = files.digest(found.data) if provenance else None
+                cache.put(i, found.workspace.states[-1], found.size, digest)
+            scanned.append((found.workspace, found.used))
+            sizes.append(found.size)
             advance(1)
-    base_scan = scan(base, vw_options=vw_options, registry=registry) if base is not None else None
-    sizes = tuple(files.size(s) for s in sources)
-    base_size = files.size(base) if base else 0
+    base_scan = scan_or_load(base, vw_options=vw_options, registry=registry, known=known) if base is not None else None
+    base_size = base_scan.size if base_scan is not None else 0
     prep = prepare_merge(
         [ws for ws, _ in scanned], weights=weights, normalize=normalize,
-        base=base_scan[0] if base_scan else None, registry=registry, streaming=True,
+        base=base_scan.workspace if base_scan else None, registry=registry, streaming=True,
         sizes=sizes, base_size=base_size if base else None, scale=scale, force=force,
     )  # fmt: skip
-    heads = sum(n for _, n in scanned) + (base_scan[1] if base_scan else 0)
-    return _Inputs(tuple(sources), sizes, base_size, heads, prep)
+    heads = sum(n for _, n in scanned) + (base_scan.used if base_scan else 0)
+    return _Inputs(tuple(sources), tuple(sizes), base_size, heads, prep, known, cache)
 
 
 def _all_at_once(
@@ -84,16 +104,23 @@ def _all_at_once(
     vw_options: str | None, stack: contextlib.ExitStack, digests: Digests | None,
     allow_nonfinite: bool = False,
 ) -> Any:  # fmt: skip
-    """A bottom learner the plan does not stream: every input mapped, merged in memory."""
+    """A bottom learner the plan does not stream: every input in memory (mapped, or the state
+    the scan kept), merged there."""
     prep = inputs.prep
     reg = prep.context.registry
+    cache = inputs.cache
     states = []
     for i, source in enumerate(inputs.sources):
-        buf = stack.enter_context(files.mapped(source))
-        if digests is not None:
-            digests[i] = files.digest(buf)
-        ws = load(buf, vw_options=vw_options, registry=reg, name=source, allow_nonfinite=allow_nonfinite)
-        st = ws.states[k]
+        if i in cache.states:
+            st = cache.states[i]
+            if digests is not None and i in cache.digests:
+                digests[i] = cache.digests[i]
+        else:
+            buf = stack.enter_context(files.mapped(source))
+            if digests is not None:
+                digests[i] = files.digest(buf)
+            ws = load(buf, vw_options=vw_options, registry=reg, name=source, allow_nonfinite=allow_nonfinite)
+            st = ws.states[k]
         if full_base is not None and prep.additive[k]:
             st = reg.call("vwmerge_subtract", entry, state=st, base=full_base.states[k], context=prep.context)
         states.append(st)
@@ -148,8 +175,24 @@ def merge_files(
         raise MergeError("a custom plugin registry works only with the sequential local executor")
     bar = Progress.resolve(progress)
 
+    with cache_scope(StateCache()) as cache:
+        return _merge_files(
+            sources, target, base_source, reg, ex, bar, cache, started, weights=weights, normalize=normalize,
+            vw_options=vw_options, provenance=provenance, argv=argv, allow_nonfinite=allow_nonfinite,
+            scale=scale, force=force,
+        )  # fmt: skip
+
+
+def _merge_files(
+    sources: Sequence[str], target: str, base_source: str | None, reg: Registry, ex: Executor, bar: Progress,
+    cache: StateCache, started: str, *, weights: Sequence[float] | None, normalize: bool, vw_options: str | None,
+    provenance: bool, argv: Sequence[str] | None, allow_nonfinite: bool, scale: float | None, force: bool,
+) -> MergeReport:  # fmt: skip
     start = time.perf_counter()
-    inputs = _scan(sources, base_source, weights, normalize, vw_options, reg, bar, scale, force)
+    inputs = _scan(
+        sources, base_source, weights, normalize, vw_options, reg, bar, scale, force, cache=cache,
+        provenance=provenance, allow_nonfinite=allow_nonfinite,
+    )  # fmt: skip
     prep = inputs.prep
     load_phase = Phase("load", time.perf_counter() - start, bytes_read=inputs.heads)
 
@@ -174,11 +217,14 @@ def merge_files(
                 return _all_at_once(
                     inputs, k, entry, base_state, full_base, vw_options, stack, digests, allow_nonfinite
                 )
+            refs = tuple(
+                ModelRef(ws.source, ws.header, ws.options) if i in cache.states else ModelRef.of(ws, inputs.known)
+                for i, ws in enumerate(prep.models)
+            )  # a kept state needs no header bytes to recognise its file by
             plan = StreamPlan(
-                tuple(ModelRef.of(ws) for ws in prep.models), inputs.sizes,
-                ModelRef.of(prep.base) if prep.base is not None else None,
+                refs, inputs.sizes, ModelRef.of(prep.base, inputs.known) if prep.base is not None else None,
                 prep.header, prep.context.weights, k, exact=not ex.parallel, vw_options=vw_options,
-                digest=provenance, allow_nonfinite=allow_nonfinite,
+                digest=provenance, allow_nonfinite=allow_nonfinite, cache=cache.key,
             )  # fmt: skip
             streamed = ex.merge(plan, reg, bar)
             passes = streamed.passes
@@ -189,9 +235,9 @@ def merge_files(
 
         executed = execute(prep, merge_entry, base=full_base)
         merged = executed.workspace
-        merge_phase = Phase(
+        merge_phase = Phase(  # the kept inputs were read whole by the scan, and never again
             "merge", time.perf_counter() - start, bytes_read=inputs.total - inputs.heads,
-            bytes_reread=(passes - 1) * inputs.total,
+            bytes_reread=(passes - 1) * (inputs.total - cache.cached_bytes),
         )  # fmt: skip
         if digests is not None:  # a file whose rows no step read (none do today): one pass to hash it
             for i, source in enumerate(sources):

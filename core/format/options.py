@@ -7,6 +7,7 @@ RNG state is non-zero; that is state, not configuration, so comparisons ignore i
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterator
@@ -32,28 +33,21 @@ class Options:
     items: tuple[tuple[str, str | None], ...]
     #: The file the options come from, named in the errors of the validated accessors.
     source: str | None = attrs.field(default=None, eq=False, kw_only=True)
+    #: The option names, for ``in`` (plugins ask it many times for every model they read).
+    _names: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_names", frozenset(n for n, _ in self.items))
 
     @classmethod
     def parse(cls, text: str, *, source: str | None = None) -> Options:
-        items: list[tuple[str, str | None]] = []
-        for tok in text.split():
-            if tok.startswith("--") and len(tok) > 2:
-                items.append((tok[2:], None))
-            elif items and items[-1][1] is None:
-                items[-1] = (items[-1][0], tok)
-            elif items:
-                # A value with spaces is not something VW writes; keep it joined.
-                name, val = items[-1]
-                items[-1] = (name, f"{val} {tok}")
-            else:
-                items.append((tok, None))
-        return cls(tuple(items), source=source)
+        return cls(_parse_items(text), source=source)
 
     def __iter__(self) -> Iterator[tuple[str, str | None]]:
         return iter(self.items)
 
     def __contains__(self, name: object) -> bool:
-        return any(n == name for n, _ in self.items)
+        return name in self._names
 
     def names(self) -> list[str]:
         return list(dict.fromkeys(n for n, _ in self.items))
@@ -105,7 +99,7 @@ class Options:
         return ModelFormatError(f"option --{name} {shown!r} {problem}", source=self.source)
 
     def has_any(self, *names: str) -> bool:
-        return any(n in self for n in names)
+        return not self._names.isdisjoint(names)
 
     def configuration(self) -> frozenset[tuple[str, str | None]]:
         """What defines the model: options as a set (duplicates and RNG state dropped)."""
@@ -147,3 +141,22 @@ class Options:
         if only_b:
             parts.append(f"only in this one: {fmt(only_b)}")
         return "; ".join(parts) or "identical"
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_items(text: str) -> tuple[tuple[str, str | None], ...]:
+    """The ``(name, value)`` pairs of an options string, remembered (the models of a merge
+    mostly share their options string, and each is parsed more than once)."""
+    items: list[tuple[str, str | None]] = []
+    for tok in text.split():
+        if tok.startswith("--") and len(tok) > 2:
+            items.append((tok[2:], None))
+        elif items and items[-1][1] is None:
+            items[-1] = (items[-1][0], tok)
+        elif items:
+            # A value with spaces is not something VW writes; keep it joined.
+            name, val = items[-1]
+            items[-1] = (name, f"{val} {tok}")
+        else:
+            items.append((tok, None))
+    return tuple(items)

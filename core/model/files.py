@@ -150,6 +150,39 @@ def map_file(path: str, label: str, *, populate: bool = False) -> memoryview:
     return memoryview(mm)
 
 
+def read_whole(path: str, label: str, limit: int) -> bytes | None:
+    """A local model file's bytes when it is a regular file of at most ``limit`` bytes, else
+    None (the caller maps it). One open, one ``fstat``, one read: for a small model that costs
+    about its size, where mapping costs a page table entry, a page and more system calls. The
+    same checks and errors as :func:`map_file` (the file's ``stat`` is taken before it is
+    opened, so nothing can block on a FIFO or a device)."""
+    try:
+        _refuse_irregular(os.stat(path).st_mode, label)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise os_error(e, label) from None
+    try:
+        st = os.fstat(fd)
+        _refuse_irregular(st.st_mode, label)
+        if st.st_size == 0:
+            raise ModelFormatError("empty file, not a VW model", source=label)
+        if st.st_size > limit:
+            return None
+        chunks = []
+        left = st.st_size
+        while left > 0:  # a file that shrinks as it is read ends early: the parse names what is cut
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as e:
+        raise os_error(e, label) from None
+    finally:
+        os.close(fd)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 def open_source(source: Source, name: str | None = None) -> tuple[memoryview, str]:
     """The bytes of a model (a mapped file, or the bytes given) and the label errors name."""
     if isinstance(source, (bytes, bytearray, memoryview)):

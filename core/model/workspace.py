@@ -141,7 +141,7 @@ def load(
 
 def reload(
     source: Source,
-    known: tuple[bytes, Header, Options],
+    known: tuple[bytes, Header, Options] | KnownHeads,
     *,
     registry: Registry | None = None,
     name: str | None = None,
@@ -150,13 +150,42 @@ def reload(
 ) -> Workspace:
     """:func:`load` (with the weights) a model whose header an earlier read parsed: ``known`` is
     (the header's bytes, the header, the options its stack was derived from, ``vw_options``
-    included), as :func:`scan` found them. While the file starts with the same bytes, its header
-    is neither parsed nor verified again (a merge reads every input two or three times);
-    otherwise it is read exactly as :func:`load` reads it."""
+    included), as :func:`scan` found them, or a :class:`KnownHeads` of several. While the file
+    starts with the same bytes, its header is neither parsed nor verified again (a merge may
+    read an input more than once); otherwise it is read exactly as :func:`load` reads it."""
     return _load(
         source, registry=registry, load_weights=True, name=name, vw_options=vw_options, known=known,
         allow_nonfinite=allow_nonfinite,
     )[0]  # fmt: skip
+
+
+class KnownHeads:
+    """Headers read before, by their exact bytes: a file that starts with the same bytes has
+    the same header and options (with the same ``vw_options``), so they are neither parsed nor
+    verified again, and the models of a fleet share one :class:`Header` and one :class:`Options`
+    object (and so one derived stack) instead of a copy each. Keeps the ``limit`` most recently
+    found; the options name the file they were first read from."""
+
+    def __init__(self, limit: int = 8) -> None:
+        self.limit = limit
+        self._heads: list[tuple[bytes, Header, Options]] = []
+
+    def find(self, buf: memoryview) -> tuple[bytes, Header, Options] | None:
+        for i, known in enumerate(self._heads):
+            if buf[: len(known[0])] == known[0]:
+                if i:  # most recently found first
+                    self._heads.insert(0, self._heads.pop(i))
+                return known
+        return None
+
+    def entries(self) -> list[tuple[bytes, Header, Options]]:
+        return list(self._heads)
+
+    def add(self, head: bytes, header: Header, options: Options) -> tuple[bytes, Header, Options]:
+        known = (head, header, options)
+        self._heads.insert(0, known)
+        del self._heads[self.limit :]
+        return known
 
 
 def _load(
@@ -166,16 +195,18 @@ def _load(
     load_weights: bool,
     name: str | None,
     vw_options: str | Options | None,
-    known: tuple[bytes, Header, Options] | None = None,
+    known: tuple[bytes, Header, Options] | KnownHeads | None = None,
     allow_nonfinite: bool = False,
 ) -> tuple[Workspace, int]:
     """:func:`load`, and the bytes it parsed (the file's size less the rows it skipped)."""
     reg = registry or default_registry()
     buf, label = files.open_source(source, name)
     r = Reader(buf, label, allow_nonfinite=allow_nonfinite)
-    if known is not None and buf[: len(known[0])] == known[0]:
-        r.pos = len(known[0])  # the same bytes as before: the same header, already verified
-        header, options = known[1], known[2]
+    heads = known if isinstance(known, KnownHeads) else None
+    found = heads.find(buf) if heads is not None else known if isinstance(known, tuple) else None
+    if found is not None and buf[: len(found[0])] == found[0]:
+        r.pos = len(found[0])  # the same bytes as before: the same header, already verified
+        header, options = found[1], found[2]
     else:
         header = Header.read(r)
         options = implied_options(header, Options.parse(header.options_text))
@@ -185,6 +216,8 @@ def _load(
         options = attrs.evolve(options, source=label)  # named by the validated accessors' errors
         # VW's RNG state (a u64; merges compare it): a forged value must not reach int() there.
         options.get_int("random_seed", 0, low=-(2**63), high=2**64 - 1)
+        if heads is not None:
+            heads.add(bytes(buf[: r.pos]), header, options)
     stack = reg.derive_stack(options, label)
     info = ModelInfo(header, options, stack, label)
     io = SectionIO(info, reader=r, load_weights=load_weights, registry=reg)
@@ -210,6 +243,41 @@ def _load(
     return Workspace(header, options, stack, tuple(states), label, reg), r.pos - r.skipped
 
 
+@attrs.frozen(eq=False)
+class Scanned:
+    """What :func:`scan_or_load` found: the workspace, the bytes its parse used, the file's
+    size, and the file's bytes when it was read whole (its workspace then holds every row)."""
+
+    workspace: Workspace
+    used: int
+    size: int
+    data: bytes | None = None
+
+
+def scan_or_load(
+    target: str,
+    *,
+    whole_up_to: int = 0,
+    vw_options: str | None = None,
+    registry: Registry | None = None,
+    known: KnownHeads | None = None,
+    allow_nonfinite: bool = False,
+) -> Scanned:
+    """A local file of at most ``whole_up_to`` bytes read whole (one open, one read, no mapping:
+    a small model costs its size, not a mapped page) and loaded with its rows, as :func:`load`
+    loads it; any other file :func:`scan`\ ned. ``known``: headers read before (shared)."""
+    local = files.local_path(target) if whole_up_to > 0 else None
+    data = files.read_whole(local, target, whole_up_to) if local is not None else None
+    if data is None:
+        ws, used, size = _scan(target, vw_options, registry, known)
+        return Scanned(ws, used, size)
+    ws, used = _load(
+        data, load_weights=True, vw_options=vw_options, registry=registry, name=target, known=known,
+        allow_nonfinite=allow_nonfinite,
+    )  # fmt: skip
+    return Scanned(ws, used, len(data), data)
+
+
 def scan(target: str, *, vw_options: str | None = None, registry: Registry | None = None) -> tuple[Workspace, int]:
     """Load a model (a path or an fsspec URL) without its weight rows, reading only what that needs.
 
@@ -219,16 +287,27 @@ def scan(target: str, *, vw_options: str | None = None, registry: Registry | Non
     whose other pages are never touched; if the sections turn out to be longer, a larger head
     is fetched.
     """
+    ws, used, _ = _scan(target, vw_options, registry, None)
+    return ws, used
+
+
+def _scan(
+    target: str, vw_options: str | None, registry: Registry | None, known: KnownHeads | None
+) -> tuple[Workspace, int, int]:
+    """:func:`scan`, and the file's size."""
     local = files.local_path(target)
     if local is not None:
-        ws, used = _load(local, load_weights=False, vw_options=vw_options, registry=registry, name=target)
-        return ws, used
+        buf = files.map_file(local, target)
+        ws, used = _load(buf, load_weights=False, vw_options=vw_options, registry=registry, name=target, known=known)
+        return ws, used, len(buf)
     total = files.size(target)
     head = min(total, files.HEAD_BYTES)
     while True:
         buf = files.remote_head(target, head, total)
         try:
-            ws, used = _load(buf, load_weights=False, vw_options=vw_options, registry=registry, name=target)
+            ws, used = _load(
+                buf, load_weights=False, vw_options=vw_options, registry=registry, name=target, known=known
+            )
         except ModelFormatError:
             if head >= total:
                 raise
@@ -236,7 +315,7 @@ def scan(target: str, *, vw_options: str | None = None, registry: Registry | Non
             continue
         # ``used``: what the parse consumed; within the head, it never saw a zero
         if used <= head:
-            return ws, used
+            return ws, used, total
         head = min(total, head * 16)
 
 
