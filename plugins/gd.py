@@ -202,7 +202,7 @@ def read_gd_like(io: SectionIO, reduction: StackEntry, columns_for: Any) -> GdSt
     if not io.load_weights:
         return GdState(resume, online, WeightTable.skip(r, model.bits, cols))
     table = WeightTable.read(r, model.bits, cols)
-    if "adaptive" in cols and len(table) and bool(np.any(table.column("adaptive") < 0)):
+    if "adaptive" in cols and len(table) and table.column("adaptive").min() < 0:
         raise ModelFormatError(
             "corrupt weights: negative adaptive sums (was this file saved by VW after loading it "
             "with -t? that writes 1-float rows under options that imply more)",

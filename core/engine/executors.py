@@ -69,9 +69,9 @@ class StateCache:
     files. Registered under :attr:`key` while the merge runs (:func:`cache_scope`).
     """
 
-    def __init__(self, budget: int = STATE_CACHE_BYTES, file_max: int = CACHED_FILE_MAX) -> None:
+    def __init__(self, budget: int | None = None, file_max: int = CACHED_FILE_MAX) -> None:
         self.key = uuid.uuid4().hex
-        self.budget = budget
+        self.budget = STATE_CACHE_BYTES if budget is None else budget
         self.file_max = file_max
         self.used = 0
         self.states: dict[int, Any] = {}

@@ -157,6 +157,8 @@ def check_compatible(first: Workspace, other: Workspace) -> None:
     def bad(what: str) -> IncompatibleModelsError:
         return IncompatibleModelsError(f"cannot be merged with {first.source}: {what}", source=other.source)
 
+    if other.header is first.header and other.options is first.options and other.stack is first.stack:
+        return  # read from the same header bytes (shared, see KnownHeads): nothing can differ
     older, newer = sorted((first.header.version, other.header.version))
     changes = [c for c in READER_CHANGES if older < c <= newer]
     if changes:
@@ -349,7 +351,8 @@ def output_header(models: Sequence[Workspace], base: Workspace | None) -> tuple[
     stored = Options.parse(first.options_text)
     # The RNG state VW appends as --random_seed is state, not configuration: take the largest of
     # the inputs' so the result does not depend on input order (k copies keep their state).
-    parsed = [Options.parse(m.header.options_text, source=m.source) for m in models]
+    distinct = {m.header.options_raw: m for m in reversed(models)}  # each text once, from its first model
+    parsed = [Options.parse(m.header.options_text, source=m.source) for m in distinct.values()]
     seeds = {o.get_int("random_seed", 0, low=-(2**63), high=2**64 - 1) for o in parsed if o.random_seed() is not None}
     top = str(max(seeds)) if seeds else None
     if stored.random_seed() != top or stored.has_duplicates():

@@ -147,6 +147,7 @@ def merge_files(
     allow_nonfinite: bool = False,
     scale: float | None = None,
     force: bool = False,
+    cache_bytes: int | None = None,
 ) -> MergeReport:
     """Merge model files (paths or fsspec URLs) into ``output`` without loading them whole.
 
@@ -163,7 +164,9 @@ def merge_files(
     reads or writes them (no extra pass over any file), the plan and what each step did.
     ``argv``: the command line to record (default ``sys.argv``). ``allow_nonfinite`` takes
     weight rows holding NaN/±inf as they are (by default such an input is refused, see
-    :func:`vwmerge.load`).
+    :func:`vwmerge.load`). ``cache_bytes``: how many bytes of small inputs the merge may keep
+    parsed from its first read of them, so that it never reads them again (default
+    :data:`vwmerge.engine.executors.STATE_CACHE_BYTES`; 0 reads every input again in every pass).
     """
     started = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
     sources = expand_inputs(paths, models_from=models_from)
@@ -175,7 +178,7 @@ def merge_files(
         raise MergeError("a custom plugin registry works only with the sequential local executor")
     bar = Progress.resolve(progress)
 
-    with cache_scope(StateCache()) as cache:
+    with cache_scope(StateCache(cache_bytes)) as cache:
         return _merge_files(
             sources, target, base_source, reg, ex, bar, cache, started, weights=weights, normalize=normalize,
             vw_options=vw_options, provenance=provenance, argv=argv, allow_nonfinite=allow_nonfinite,

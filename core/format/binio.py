@@ -8,6 +8,7 @@ or hostile file produces a clear :class:`ModelFormatError`, never a MemoryError.
 from __future__ import annotations
 
 import builtins
+import math
 import struct
 from typing import Any
 
@@ -66,7 +67,7 @@ class Reader:
         if self.allow_nonfinite or values.size == 0:
             return
         with np.errstate(all="ignore"):
-            if np.isfinite(values.sum(dtype=np.float64)):
+            if math.isfinite(values.sum(dtype=np.float64)):
                 return
         flat = values.reshape(len(values), -1)
         for start in range(0, len(flat), _FINITE_CHUNK):

@@ -94,6 +94,7 @@ def parse_version(raw: bytes) -> Version:
     return int(m.group(1)), int(m.group(2)), int(m.group(3))
 
 
+@functools.lru_cache(maxsize=1024)
 def _cstr(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 

@@ -21,6 +21,7 @@ def index_dtype(bits: int) -> np.dtype:
     return np.dtype("<u4") if bits < 31 else np.dtype("<u8")
 
 
+@functools.lru_cache(maxsize=256)
 def row_dtype(bits: int, k: int) -> np.dtype:
     return np.dtype([("i", index_dtype(bits)), ("v", "<f4", (k,))])
 
@@ -179,7 +180,7 @@ def _check_top(r: Reader, top: int, bits: int) -> None:
 
 
 def _strictly_ascending(index: np.ndarray) -> bool:
-    return len(index) < 2 or bool(np.all(index[1:] > index[:-1]))
+    return len(index) < 2 or bool((index[1:] > index[:-1]).all())
 
 
 def union_sorted(arrays: Sequence[np.ndarray]) -> np.ndarray:

@@ -265,7 +265,7 @@ def scan_or_load(
 ) -> Scanned:
     """A local file of at most ``whole_up_to`` bytes read whole (one open, one read, no mapping:
     a small model costs its size, not a mapped page) and loaded with its rows, as :func:`load`
-    loads it; any other file :func:`scan`\ ned. ``known``: headers read before (shared)."""
+    loads it; any other file as :func:`scan` reads it. ``known``: headers read before (shared)."""
     local = files.local_path(target) if whole_up_to > 0 else None
     data = files.read_whole(local, target, whole_up_to) if local is not None else None
     if data is None:
