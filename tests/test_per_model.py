@@ -4,15 +4,24 @@ the header checksum remembered by its bytes."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
+import vwmerge
 from helpers.vwtrain import train
+from vwmerge.engine import executors
+from vwmerge.engine.streaming import merge_files
 from vwmerge.format.binio import Writer
 from vwmerge.format.header import Header
 from vwmerge.format.murmur import chained_checksum
+from vwmerge.model import workspace
 from vwmerge.model.workspace import load, reload, scan
 
 CONFIGS = ["", "--sgd", "--normalized", "--cb_explore_adf", "--oaa 3", "--ftrl", "--nn 2"]
@@ -72,3 +81,106 @@ def test_the_checksum_is_remembered_by_bytes_not_by_equal_values(tmp_path: Path)
     assert zero.checksum() != minus_zero.checksum()  # ... different bytes, different checksums
     for h in (header, zero, minus_zero, zero, header):
         assert h.checksum() == _uncached_checksum(h)
+
+
+# --------------------------------------------------------------------------------------------
+# A merge of small models parses each of them once (the scan keeps their states for every pass).
+def _small_models(tmp_path: Path, args: str = "--cb_explore_adf", k: int = 6) -> list[Path]:
+    return [train(f"-b 10 {args}", 20 + i, tmp_path / f"m{i}.model", n=30 + 7 * i) for i in range(k)]
+
+
+def _counting_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The sources every real parse of a model file reads (scan, load and reload all go through
+    ``workspace._load``), recorded as the merge runs."""
+    seen: list[str] = []
+    real = workspace._load
+
+    def counting(source: Any, **kwargs: Any) -> Any:
+        seen.append(str(kwargs.get("name") or source))
+        return real(source, **kwargs)
+
+    monkeypatch.setattr(workspace, "_load", counting)
+    return seen
+
+
+@pytest.mark.parametrize("args", ["--cb_explore_adf", "", "--oaa 3", "--ftrl"])
+def test_each_small_input_is_parsed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: str) -> None:
+    paths = _small_models(tmp_path, args)
+    expected = vwmerge.merge([load(p) for p in paths]).to_bytes()
+    seen = _counting_loads(monkeypatch)
+    report = merge_files(paths, tmp_path / "merged.model", progress=False)
+    assert (tmp_path / "merged.model").read_bytes() == expected
+    assert sorted(seen) == sorted(str(p) for p in paths)  # one parse each, whatever the passes
+    merge = {p.name: p for p in report.phases}["merge"]
+    assert merge.bytes_read == merge.bytes_reread == 0
+
+
+def test_a_cache_budget_too_small_reads_the_rest_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = _small_models(tmp_path)
+    expected = vwmerge.merge([load(p) for p in paths]).to_bytes()
+    seen = _counting_loads(monkeypatch)
+    two = paths[0].stat().st_size + paths[1].stat().st_size + 2 * executors.CACHED_STATE_OVERHEAD
+    outputs = {}
+    for budget in (0, two, None):
+        seen.clear()
+        report = merge_files(paths, tmp_path / f"{budget}.model", progress=False, cache_bytes=budget)
+        outputs[budget] = (tmp_path / f"{budget}.model").read_bytes()
+        passes = 1 + {p.name: p for p in report.phases}["merge"].bytes_reread // max(
+            1, sum(p.stat().st_size for p in paths[(2 if budget else 0) :])
+        )
+        kept = 0 if budget == 0 else 2 if budget else len(paths)
+        # the scan parses every input; the ones not kept are parsed again in every pass
+        assert len(seen) == len(paths) + (len(paths) - kept) * passes, (budget, seen)
+        assert all(seen.count(str(p)) == 1 for p in paths[:kept])
+    assert outputs[0] == outputs[two] == outputs[None] == expected
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_kept_states_give_the_bytes_and_digests_of_reading_again(tmp_path: Path, jobs: int) -> None:
+    paths = _small_models(tmp_path, k=5)
+    kept = merge_files(paths, tmp_path / "kept.model", progress=False, provenance=True, jobs=jobs)
+    read = merge_files(paths, tmp_path / "read.model", progress=False, provenance=True, jobs=jobs, cache_bytes=0)
+    assert (tmp_path / "kept.model").read_bytes() == (tmp_path / "read.model").read_bytes()
+    assert kept.input_digests == read.input_digests
+    assert [d.sha256 for d in kept.input_digests] == [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+
+
+def test_a_small_input_with_a_broken_row_is_named_by_the_scan(tmp_path: Path) -> None:
+    paths = _small_models(tmp_path, "", k=3)
+    data = bytearray(paths[1].read_bytes())
+    paths[1].write_bytes(bytes(data[:-3]))  # the last row cut
+    with pytest.raises(vwmerge.ModelFormatError, match=str(paths[1])):
+        merge_files(paths, tmp_path / "merged.model", progress=False)
+    assert not (tmp_path / "merged.model").exists()
+
+
+def _peak_rss(list_file: Path, out: Path) -> int:
+    run = subprocess.run(
+        [sys.executable, "-m", "vwmerge", "merge", "--json", "--models-from", str(list_file), "-o", str(out)],
+        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    return int(json.loads(run.stdout)["peak_rss_bytes"])
+
+
+def test_memory_per_small_model_stays_small(tmp_path: Path) -> None:
+    """Peak memory of merging 200 and 2,000 copies of a small model (subprocesses): what each
+    further model costs is a few small records and, within the cache budget, its parsed state."""
+    model = _small_models(tmp_path, k=1)[0]
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    lists = {}
+    for n in (200, 2000):
+        names = []
+        for i in range(n):
+            target = copies / f"c{i}.model"
+            if not target.exists():
+                shutil.copyfile(model, target)
+            names.append(str(target))
+        lists[n] = tmp_path / f"list{n}.txt"
+        lists[n].write_text("\n".join(names) + "\n")
+    small, large = (_peak_rss(lists[n], tmp_path / f"out{n}.model") for n in (200, 2000))
+    per_model = (large - small) / 1800
+    size = model.stat().st_size
+    # a kept state costs about its file's bytes plus CACHED_STATE_OVERHEAD; records a little more
+    assert per_model < size + executors.CACHED_STATE_OVERHEAD + 2048, f"{per_model:.0f} bytes per model"
