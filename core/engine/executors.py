@@ -30,6 +30,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar, cast
 
 import attrs
+import numpy as np
 
 from ..contract.context import ModelWeights, PartialContext
 from ..contract.registry import Registry, default_registry
@@ -141,6 +142,9 @@ class StreamPlan:
     #: Take each input's SHA-256 from the mapped bytes as the first pass reads them (provenance).
     digest: bool = False
     allow_nonfinite: bool = False
+    #: Leave the NaN/±inf check of the inputs' rows to a check of the merged rows (see
+    #: :func:`vwmerge.load`'s ``defer_nonfinite``).
+    defer_nonfinite: bool = False
     #: The key of the merge's :class:`StateCache` (states parsed by the scan), if any.
     cache: str = ""
 
@@ -190,12 +194,12 @@ class StreamPlan:
             if known is not None:
                 ws = reload(
                     source, known, vw_options=self.vw_options, registry=registry, name=ref.source,
-                    allow_nonfinite=self.allow_nonfinite,
+                    allow_nonfinite=self.allow_nonfinite, defer_nonfinite=self.defer_nonfinite,
                 )  # fmt: skip
             else:
                 ws = load(
                     source, vw_options=self.vw_options, registry=registry, name=ref.source,
-                    allow_nonfinite=self.allow_nonfinite,
+                    allow_nonfinite=self.allow_nonfinite, defer_nonfinite=self.defer_nonfinite,
                 )  # fmt: skip
         if ws.header != ref.header:
             raise VWMergeError("the file changed while it was being merged", source=ref.source)
@@ -267,6 +271,12 @@ def split(count: int, groups: int) -> list[tuple[int, ...]]:
     return [tuple(range(bounds[g], bounds[g + 1])) for g in range(groups)]
 
 
+def quiet_arithmetic(plan: StreamPlan) -> contextlib.AbstractContextManager[Any]:
+    """numpy's floating-point warnings off while inputs whose NaN/±inf check is deferred are
+    merged: such a value is refused afterwards, naming its file, row and column, not warned of."""
+    return np.errstate(all="ignore") if plan.defer_nonfinite else contextlib.nullcontext()
+
+
 # --------------------------------------------------------------------------------------------
 # What workers run. Module-level functions so that both process pools and dask can ship them.
 def fold_group(plan: StreamPlan, indices: Sequence[int], pass_index: int, prior: Any) -> tuple[Any, Digests]:
@@ -276,7 +286,8 @@ def fold_group(plan: StreamPlan, indices: Sequence[int], pass_index: int, prior:
     ctx = plan.context(registry, pass_index=pass_index, prior=prior, in_place=True)
     digests: Digests = {}
     states = read_ahead(plan.states(registry, indices, ctx, digests=digests), enabled=plan.read_ahead)
-    return fold(registry, plan.stack_entry(ctx), ctx, states), digests
+    with quiet_arithmetic(plan):
+        return fold(registry, plan.stack_entry(ctx), ctx, states), digests
 
 
 def fold_group_sharing(
@@ -296,13 +307,15 @@ def combine_pair(plan: StreamPlan, left: Any, right: Any, pass_index: int, prior
     """Two partial results combined; never in place (a dask result may be read again)."""
     registry = default_registry()
     ctx = plan.context(registry, pass_index=pass_index, prior=prior)
-    return combine(registry, plan.stack_entry(ctx), left, right, ctx)
+    with quiet_arithmetic(plan):
+        return combine(registry, plan.stack_entry(ctx), left, right, ctx)
 
 
 def finalize_partial(plan: StreamPlan, partial: Any, pass_index: int, prior: Any) -> Any:
     registry = default_registry()
     ctx = plan.context(registry, pass_index=pass_index, prior=prior)
-    return finalize(registry, plan.stack_entry(ctx), partial, ctx)
+    with quiet_arithmetic(plan):
+        return finalize(registry, plan.stack_entry(ctx), partial, ctx)
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,8 +27,18 @@ from ..contract.stack import StackEntry
 from ..errors import MergeError
 from ..model import files
 from ..model.inputs import expand_inputs, expand_one
-from ..model.workspace import KnownHeads, Workspace, load, scan_or_load, write_workspace_hashed
-from .executors import Digests, Executor, ModelRef, ProcessExecutor, StateCache, StreamPlan, cache_scope, resolve
+from ..model.workspace import KnownHeads, NonFiniteOutput, Workspace, load, scan_or_load, write_workspace_hashed
+from .executors import (
+    Digests,
+    Executor,
+    ModelRef,
+    ProcessExecutor,
+    StateCache,
+    StreamPlan,
+    cache_scope,
+    quiet_arithmetic,
+    resolve,
+)
 from .merging import PreparedMerge, execute, merge_states, prepare_merge
 from .progress import Progress
 from .report import MergeReport, Phase, peak_rss_bytes, workers_peak_rss_bytes
@@ -71,7 +81,8 @@ def _scan(
 ) -> _Inputs:
     """Every input's header and sections. A small local input is read whole and parsed once,
     rows included; its base learner's state is kept in ``cache`` (within its budget) for the
-    merge, which then never reads the file again."""
+    merge, which then never reads the file again. Its rows' NaN/±inf check is deferred to the
+    merged rows (:func:`_write`)."""
     cache = cache if cache is not None else StateCache(budget=0)
     known = KnownHeads()
     scanned = []
@@ -80,7 +91,7 @@ def _scan(
         for i, source in enumerate(sources):
             found = scan_or_load(
                 source, whole_up_to=cache.room(), vw_options=vw_options, registry=registry, known=known,
-                allow_nonfinite=allow_nonfinite,
+                allow_nonfinite=allow_nonfinite, defer_nonfinite=True,
             )  # fmt: skip
             if found.data is not None:
                 digest = files.digest(found.data) if provenance else None
@@ -111,7 +122,7 @@ def _all_at_once(
     cache = inputs.cache
     states = []
     for i, source in enumerate(inputs.sources):
-        if i in cache.states:
+        if i in cache.states and allow_nonfinite:  # (kept states are not checked for NaN/inf: see _scan)
             st = cache.states[i]
             if digests is not None and i in cache.digests:
                 digests[i] = cache.digests[i]
@@ -126,6 +137,25 @@ def _all_at_once(
         states.append(st)
     full = attrs.evolve(prep, states=(*prep.states[:k], tuple(states), *prep.states[k + 1 :]))
     return merge_states(full, k, entry, base_state)
+
+
+def _write(
+    target: str, merged: Workspace, inputs: _Inputs, vw_options: str | None, reg: Registry, provenance: bool,
+    allow_nonfinite: bool,
+) -> files.Digest:  # fmt: skip
+    """Write the merged model, checking its weight rows for NaN/±inf instead of every input's
+    (unless ``allow_nonfinite``): a non-finite input value makes a non-finite merged value
+    (sums and products carry it; every weight, 0 included, multiplies it), so only a non-finite
+    output sends the merge back to the inputs, in order, to name the first offending file, row
+    and column exactly as reading it would. If none holds one, the merge's own arithmetic
+    overflowed and the output is written as it is, as before."""
+    try:
+        return write_workspace_hashed(target, merged, hashing=provenance, check_finite=not allow_nonfinite)
+    except NonFiniteOutput:
+        for source in inputs.sources:
+            with files.mapped(source) as buf:
+                load(buf, vw_options=vw_options, registry=reg, name=source)  # raises, naming the row
+        return write_workspace_hashed(target, merged, hashing=provenance)
 
 
 def merge_files(
@@ -227,9 +257,11 @@ def _merge_files(
             plan = StreamPlan(
                 refs, inputs.sizes, ModelRef.of(prep.base, inputs.known) if prep.base is not None else None,
                 prep.header, prep.context.weights, k, exact=not ex.parallel, vw_options=vw_options,
-                digest=provenance, allow_nonfinite=allow_nonfinite, cache=cache.key,
+                digest=provenance, allow_nonfinite=allow_nonfinite, defer_nonfinite=not allow_nonfinite,
+                cache=cache.key,
             )  # fmt: skip
-            streamed = ex.merge(plan, reg, bar)
+            with quiet_arithmetic(plan):
+                streamed = ex.merge(plan, reg, bar)
             passes = streamed.passes
             if digests is not None:
                 digests.update(streamed.digests)
@@ -248,7 +280,7 @@ def _merge_files(
                     with files.mapped(source) as buf:
                         digests[i] = files.digest(buf)
         start = time.perf_counter()
-        written = write_workspace_hashed(target, merged, hashing=provenance)
+        written = _write(target, merged, inputs, vw_options, reg, provenance, allow_nonfinite)
     save_phase = Phase("save", time.perf_counter() - start, bytes_written=written.size)
     return MergeReport(
         target, len(sources), base_source, (load_phase, merge_phase, save_phase),

@@ -44,27 +44,41 @@ class Reader:
     """A cursor over an immutable buffer (bytes or a read-only mmap).
 
     ``allow_nonfinite``: whether weight rows may hold NaN or ±inf (see :meth:`check_finite`).
+    ``defer_nonfinite``: the caller checks the merged rows instead (a streamed merge, where a
+    non-finite input value always makes a non-finite merged value): the checks a reader marks
+    ``deferrable`` are skipped.
     """
 
     def __init__(
-        self, buf: bytes | memoryview | Any, source: str = "<bytes>", pos: int = 0, *, allow_nonfinite: bool = False
+        self,
+        buf: bytes | memoryview | Any,
+        source: str = "<bytes>",
+        pos: int = 0,
+        *,
+        allow_nonfinite: bool = False,
+        defer_nonfinite: bool = False,
     ) -> None:
         self.buf = memoryview(buf).cast("B") if not isinstance(buf, memoryview) else buf
         self.source = source
         self.pos = pos
         self.allow_nonfinite = allow_nonfinite
+        self.defer_nonfinite = defer_nonfinite
         #: bytes passed over without being parsed (the weight rows of a scanned model)
         self.skipped = 0
 
-    def check_finite(self, index: np.ndarray, values: np.ndarray, columns: tuple[str, ...], what: str) -> None:
+    def check_finite(
+        self, index: np.ndarray, values: np.ndarray, columns: tuple[str, ...], what: str, *, deferrable: bool = False
+    ) -> None:
         """Refuse rows holding NaN or ±inf (unless ``allow_nonfinite``), naming the first such row.
 
         A non-finite value spreads through every average it enters, so a merge would turn one
         diverged model into a damaged merged model. One float64 sum of the rows decides (any
         NaN or inf makes it non-finite; finite float32 values cannot overflow it); only then are
-        the rows searched, a chunk at a time.
+        the rows searched, a chunk at a time. ``deferrable``: rows whose every value reaches the
+        merged rows through sums and products, so that with ``defer_nonfinite`` the merged rows
+        are checked instead.
         """
-        if self.allow_nonfinite or values.size == 0:
+        if self.allow_nonfinite or values.size == 0 or (deferrable and self.defer_nonfinite):
             return
         with np.errstate(all="ignore"):
             if math.isfinite(values.sum(dtype=np.float64)):
@@ -189,6 +203,16 @@ class Writer:
 
     def __init__(self) -> None:
         self.parts: list[bytes] = []
+        #: Set ``watch_finite`` to have :meth:`rows_written` note (in ``nonfinite``) whether any
+        #: weight row written holds NaN or ±inf (a streamed merge checks its output so).
+        self.watch_finite = False
+        self.nonfinite = False
+
+    def rows_written(self, values: np.ndarray) -> None:
+        """Weight rows' values being written (a chunk); noted when :attr:`watch_finite` is set."""
+        if self.watch_finite and not self.nonfinite and values.size:
+            with np.errstate(all="ignore"):
+                self.nonfinite = not math.isfinite(values.sum(dtype=np.float64))
 
     def bytes(self, data: bytes | memoryview) -> None:
         self.parts.append(bytes(data))

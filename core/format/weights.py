@@ -54,13 +54,18 @@ class WeightTable:
         return cls(np.zeros(0, np.uint64), np.zeros((0, len(columns)), np.float32), bits, columns)
 
     @classmethod
-    def read(cls, r: Reader, bits: int, columns: tuple[str, ...], *, check: bool = True) -> WeightTable:
-        """Read rows to the end of the buffer, rejecting a partial row or an index >= 2^bits."""
+    def read(
+        cls, r: Reader, bits: int, columns: tuple[str, ...], *, check: bool = True, deferrable: bool = False
+    ) -> WeightTable:
+        """Read rows to the end of the buffer, rejecting a partial row or an index >= 2^bits.
+
+        Rows holding NaN or ±inf are refused (:meth:`Reader.check_finite`); ``deferrable``: the
+        reader may leave that to a check of the merged rows (see ``defer_nonfinite``)."""
         rows = _rows_to_end(r, bits, columns)
         index = rows["i"]
         ascending = _strictly_ascending(index)  # VW's dense writer writes rows in order
         table = cls(index, rows["v"], bits, columns, ascending=ascending)
-        r.check_finite(index, table.values, columns, "non-finite weight")
+        r.check_finite(index, table.values, columns, "non-finite weight", deferrable=deferrable)
         if check and len(table):
             _check_top(r, int(index[-1] if ascending else index.max()), bits)
         return table
@@ -92,6 +97,7 @@ class WeightTable:
         rows = self._as_records(dt)
         for start in range(0, len(self), chunk_rows):
             stop = min(start + chunk_rows, len(self))
+            w.rows_written(self.values[start:stop])
             if rows is not None:
                 w.array(rows[start:stop])
                 continue

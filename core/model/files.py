@@ -288,6 +288,7 @@ class StreamWriter(Writer):
     """
 
     def __init__(self, f: IO[bytes], *, hashing: bool = False) -> None:
+        super().__init__()
         self._sink = _FileSink(f, hashing)
         self.parts = self._sink
 

@@ -122,6 +122,7 @@ def load(
     name: str | None = None,
     vw_options: str | Options | None = None,
     allow_nonfinite: bool = False,
+    defer_nonfinite: bool = False,
 ) -> Workspace:
     """Read a VW model from a path, bytes or a binary file object.
 
@@ -131,11 +132,14 @@ def load(
     ``vw_options`` supplies settings that change the layout but that VW does not record in the
     file (marginal ``--compete``, active ``--simulation``, ...): they are added to the options the
     stack is derived from, never written to the file. A weight row holding NaN or ±inf is refused
-    (a :class:`ModelFormatError` naming the row) unless ``allow_nonfinite``.
+    (a :class:`ModelFormatError` naming the row) unless ``allow_nonfinite``; with
+    ``defer_nonfinite`` the caller takes that check on the merged rows instead (the streaming
+    merge does: a non-finite input value always makes a non-finite merged value), and the
+    rows that would not carry it there are still checked here.
     """
     return _load(
         source, registry=registry, load_weights=load_weights, name=name, vw_options=vw_options,
-        allow_nonfinite=allow_nonfinite,
+        allow_nonfinite=allow_nonfinite, defer_nonfinite=defer_nonfinite,
     )[0]  # fmt: skip
 
 
@@ -147,6 +151,7 @@ def reload(
     name: str | None = None,
     vw_options: str | Options | None = None,
     allow_nonfinite: bool = False,
+    defer_nonfinite: bool = False,
 ) -> Workspace:
     """:func:`load` (with the weights) a model whose header an earlier read parsed: ``known`` is
     (the header's bytes, the header, the options its stack was derived from, ``vw_options``
@@ -155,7 +160,7 @@ def reload(
     read an input more than once); otherwise it is read exactly as :func:`load` reads it."""
     return _load(
         source, registry=registry, load_weights=True, name=name, vw_options=vw_options, known=known,
-        allow_nonfinite=allow_nonfinite,
+        allow_nonfinite=allow_nonfinite, defer_nonfinite=defer_nonfinite,
     )[0]  # fmt: skip
 
 
@@ -197,11 +202,12 @@ def _load(
     vw_options: str | Options | None,
     known: tuple[bytes, Header, Options] | KnownHeads | None = None,
     allow_nonfinite: bool = False,
+    defer_nonfinite: bool = False,
 ) -> tuple[Workspace, int]:
     """:func:`load`, and the bytes it parsed (the file's size less the rows it skipped)."""
     reg = registry or default_registry()
     buf, label = files.open_source(source, name)
-    r = Reader(buf, label, allow_nonfinite=allow_nonfinite)
+    r = Reader(buf, label, allow_nonfinite=allow_nonfinite, defer_nonfinite=defer_nonfinite)
     heads = known if isinstance(known, KnownHeads) else None
     found = heads.find(buf) if heads is not None else known if isinstance(known, tuple) else None
     if found is not None and buf[: len(found[0])] == found[0]:
@@ -262,6 +268,7 @@ def scan_or_load(
     registry: Registry | None = None,
     known: KnownHeads | None = None,
     allow_nonfinite: bool = False,
+    defer_nonfinite: bool = False,
 ) -> Scanned:
     """A local file of at most ``whole_up_to`` bytes read whole (one open, one read, no mapping:
     a small model costs its size, not a mapped page) and loaded with its rows, as :func:`load`
@@ -273,7 +280,7 @@ def scan_or_load(
         return Scanned(ws, used, size)
     ws, used = _load(
         data, load_weights=True, vw_options=vw_options, registry=registry, name=target, known=known,
-        allow_nonfinite=allow_nonfinite,
+        allow_nonfinite=allow_nonfinite, defer_nonfinite=defer_nonfinite,
     )  # fmt: skip
     return Scanned(ws, used, len(data), data)
 
@@ -325,11 +332,22 @@ def write_workspace(target: str, ws: Workspace) -> int:
     return write_workspace_hashed(target, ws, hashing=False).size
 
 
-def write_workspace_hashed(target: str, ws: Workspace, *, hashing: bool = True) -> files.Digest:
+class NonFiniteOutput(Exception):
+    """Raised by :func:`write_workspace_hashed` with ``check_finite`` when a weight row it wrote
+    holds NaN or ±inf (the output is not left behind); the caller finds the input to blame."""
+
+
+def write_workspace_hashed(
+    target: str, ws: Workspace, *, hashing: bool = True, check_finite: bool = False
+) -> files.Digest:
     """:func:`write_workspace`, and the SHA-256 of the bytes as they are written (no read back;
-    an empty ``sha256`` when ``hashing`` is off)."""
+    an empty ``sha256`` when ``hashing`` is off). ``check_finite``: raise
+    :class:`NonFiniteOutput`, leaving no file, if a weight row holds NaN or ±inf."""
     with files.open_output(target) as f:
         w = files.StreamWriter(f, hashing=hashing)
+        w.watch_finite = check_finite
         ws.write_to(w)
+        if w.nonfinite:
+            raise NonFiniteOutput(target)
     d = w.digest
     return d if d is not None else files.Digest(w.written, "")
