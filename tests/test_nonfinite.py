@@ -117,7 +117,7 @@ def test_jobs_refuse_naming_the_file(models: Models, tmp_path: Path) -> None:
     index = _poison(paths[2], bad, math.nan, 1, "adaptive")
     out = tmp_path / "out.model"
     run = subprocess.run(
-        [sys.executable, "-m", "vwmerge", "merge", "--jobs", "2", "-o", str(out), str(paths[0]), str(paths[1]), str(bad)],
+        [sys.executable, "-m", "vwmerge", "merge", "--jobs", "2", "-o", str(out), *map(str, [*paths[:2], bad])],
         capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert run.returncode == 1
