@@ -9,14 +9,13 @@ that the merge is refused naming it, with no output left behind."""
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import attrs
 import numpy as np
 import pytest
 import vwmerge
+from helpers.cli import assert_one_error, run_cli
 from helpers.models import Models
 from vwmerge.engine.streaming import merge_files
 
@@ -55,8 +54,9 @@ def _refused(paths: list[Path], bad: Path, index: int, column: str, out: Path, *
         ("", "w", (0.0, 1.0, 2.0)),  # an explicit weight of 0 on the first model
         ("--cb_explore_adf", "w", None),
         ("--l1 1e-4", "w", None),  # a pending L1 truncation would zero a NaN: checked as read
+        ("--ftrl", "w", None),  # not streamed (no partial hooks): every input checked as read
     ],
-    ids=["adaptive-w", "adaptive-a", "adaptive-n", "sgd", "weight0", "cb_adf", "l1"],
+    ids=["adaptive-w", "adaptive-a", "adaptive-n", "sgd", "weight0", "cb_adf", "l1", "ftrl"],
 )
 @pytest.mark.parametrize("cache_bytes", [None, 0], ids=["kept", "reread"])
 def test_a_non_finite_input_is_named_in_every_position_and_mode(
@@ -116,13 +116,8 @@ def test_jobs_refuse_naming_the_file(models: Models, tmp_path: Path) -> None:
     bad = tmp_path / "bad.model"
     index = _poison(paths[2], bad, math.nan, 1, "adaptive")
     out = tmp_path / "out.model"
-    run = subprocess.run(
-        [sys.executable, "-m", "vwmerge", "merge", "--jobs", "2", "-o", str(out), *map(str, [*paths[:2], bad])],
-        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert run.returncode == 1
-    (line,) = run.stderr.strip().splitlines()
-    assert str(bad) in line and f"row {index} " in line and "column 'adaptive'" in line, line
+    run = run_cli("merge", "--jobs", "2", "-o", out, *paths[:2], bad)
+    assert_one_error(run, str(bad), f"row {index} ", "column 'adaptive'")
     assert "Warning" not in run.stderr and not out.exists()
 
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 import vwmerge
+from helpers.cli import run_cli
 from helpers.vwtrain import train
 from vwmerge.engine import executors
 from vwmerge.engine.streaming import merge_files
@@ -155,10 +154,7 @@ def test_a_small_input_with_a_broken_row_is_named_by_the_scan(tmp_path: Path) ->
 
 
 def _peak_rss(list_file: Path, out: Path) -> int:
-    run = subprocess.run(
-        [sys.executable, "-m", "vwmerge", "merge", "--json", "--models-from", str(list_file), "-o", str(out)],
-        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    run = run_cli("merge", "--json", "--models-from", list_file, "-o", out, timeout=600)
     assert run.returncode == 0, run.stderr
     return int(json.loads(run.stdout)["peak_rss_bytes"])
 

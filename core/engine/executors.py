@@ -77,13 +77,18 @@ class StateCache:
         self.used = 0
         self.states: dict[int, Any] = {}
         self.digests: dict[int, files.Digest] = {}
+        self.unchecked: set[int] = set()
 
     def room(self) -> int:
         """The largest file that may still be kept."""
         return max(0, min(self.file_max, self.budget - self.used - CACHED_STATE_OVERHEAD))
 
-    def put(self, index: int, state: Any, size: int, digest: files.Digest | None = None) -> None:
+    def put(self, index: int, state: Any, size: int, digest: files.Digest | None = None, *, checked: bool) -> None:
+        """Keep ``state``; ``checked``: its rows were checked for NaN/±inf as they were read
+        (else only the merged rows of a streamed merge are)."""
         self.states[index] = state
+        if not checked:
+            self.unchecked.add(index)
         self.used += size + CACHED_STATE_OVERHEAD
         if digest is not None:
             self.digests[index] = digest

@@ -40,6 +40,7 @@ from .executors import (
     resolve,
 )
 from .merging import PreparedMerge, execute, merge_states, prepare_merge
+from .partial import supports_partial
 from .progress import Progress
 from .report import MergeReport, Phase, peak_rss_bytes, workers_peak_rss_bytes
 
@@ -82,20 +83,23 @@ def _scan(
     """Every input's header and sections. A small local input is read whole and parsed once,
     rows included; its base learner's state is kept in ``cache`` (within its budget) for the
     merge, which then never reads the file again. Its rows' NaN/±inf check is deferred to the
-    merged rows (:func:`_write`)."""
+    merged rows (:func:`_write`) when the base learner streams (it has partial-result hooks)."""
     cache = cache if cache is not None else StateCache(budget=0)
     known = KnownHeads()
     scanned = []
     sizes = []
+    defer = False  # until the first model shows a base learner that streams
     with progress.task(f"reading {len(sources)} models", len(sources)) as advance:
         for i, source in enumerate(sources):
             found = scan_or_load(
                 source, whole_up_to=cache.room(), vw_options=vw_options, registry=registry, known=known,
-                allow_nonfinite=allow_nonfinite, defer_nonfinite=True,
+                allow_nonfinite=allow_nonfinite, defer_nonfinite=defer,
             )  # fmt: skip
+            if i == 0:
+                defer = not allow_nonfinite and supports_partial(registry, found.workspace.bottom)
             if found.data is not None:
                 digest = files.digest(found.data) if provenance else None
-                cache.put(i, found.workspace.states[-1], found.size, digest)
+                cache.put(i, found.workspace.states[-1], found.size, digest, checked=not defer or i == 0)
             scanned.append((found.workspace, found.used))
             sizes.append(found.size)
             advance(1)
@@ -122,7 +126,7 @@ def _all_at_once(
     cache = inputs.cache
     states = []
     for i, source in enumerate(inputs.sources):
-        if i in cache.states and allow_nonfinite:  # (kept states are not checked for NaN/inf: see _scan)
+        if i in cache.states and i not in cache.unchecked:  # (see _scan: checked for NaN/inf)
             st = cache.states[i]
             if digests is not None and i in cache.digests:
                 digests[i] = cache.digests[i]
