@@ -204,9 +204,10 @@ def read_gd_like(io: SectionIO, reduction: StackEntry, columns_for: Any) -> GdSt
     # A streamed merge may check the merged rows for NaN/inf instead of every input's: every value
     # reaches them through sums and products, except under a pending L1 truncation (it zeroes a NaN).
     table = WeightTable.read(r, model.bits, cols, deferrable=online is None or not online.pending_truncation)
-    if "adaptive" in cols and len(table) and not table.column("adaptive").min() >= 0:
+    low = table.column("adaptive").min() if "adaptive" in cols and len(table) else 0.0
+    if not low >= 0:  # NaN or negative
         r.check_finite(table.index, table.values, cols, "non-finite weight")  # NaN, -inf: named as such
-    if "adaptive" in cols and len(table) and table.column("adaptive").min() < 0:
+    if low < 0:
         raise ModelFormatError(
             "corrupt weights: negative adaptive sums (was this file saved by VW after loading it "
             "with -t? that writes 1-float rows under options that imply more)",
