@@ -180,3 +180,25 @@ def test_memory_per_small_model_stays_small(tmp_path: Path) -> None:
     size = model.stat().st_size
     # a kept state costs about its file's bytes plus CACHED_STATE_OVERHEAD; records a little more
     assert per_model < size + executors.CACHED_STATE_OVERHEAD + 2048, f"{per_model:.0f} bytes per model"
+
+
+def test_models_with_the_same_header_bytes_share_one_parsed_header(tmp_path: Path) -> None:
+    """KnownHeads: a file that starts with header bytes read before gets that header and options
+    (the same objects), another file is parsed; either way the workspace is what load gives."""
+    a, b = _small_models(tmp_path, k=2)  # same options, different files
+    other = train("-b 11 --cb_explore_adf", 9, tmp_path / "other.model")
+    known = workspace.KnownHeads(limit=2)
+    seen = {}
+    for path in (a, other, b, a, other):
+        found = workspace.scan_or_load(str(path), whole_up_to=1 << 20, known=known)
+        assert found.data is not None and found.used == found.size == path.stat().st_size
+        assert found.workspace.to_bytes() == load(path).to_bytes() == path.read_bytes()
+        header = found.workspace.header
+        seen.setdefault(header.to_bytes(), []).append((header, found.workspace.options))
+    for versions in seen.values():
+        assert all(h is versions[0][0] and o is versions[0][1] for h, o in versions)
+    assert len(seen) == 2  # a and b share their header bytes; other does not
+    # a file that is not small is scanned (its rows skipped), with the same shared header
+    found = workspace.scan_or_load(str(a), whole_up_to=10, known=known)
+    assert found.data is None and found.used < found.size
+    assert found.workspace.header is seen[load(a).header.to_bytes()][0][0]
