@@ -16,13 +16,14 @@ numpy nor the plugins, so ``vwmerge --version`` starts as fast as the interprete
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
 from ._version import __version__
 from .errors import IncompatibleModelsError, MergeError, ModelFormatError, PluginError, ReportError, VWMergeError
 
+# `typing` costs as much to import as the rest of `import vwmerge`: the constant mypy knows
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .contract.context import MergeContext, ModelWeights
     from .contract.registry import Registry, default_registry, hookimpl, make_plugin_manager
     from .contract.sectionio import SectionIO
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from .format.weights import WeightTable
     from .model.inputs import expand_inputs, read_model_list
     from .model.workspace import Workspace, load
+del TYPE_CHECKING
 
 # public name -> the module that defines it (imported on first access)
 _LAZY: dict[str, str] = {
@@ -63,7 +65,9 @@ _LAZY: dict[str, str] = {
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    from importlib import import_module
+
+    value = getattr(import_module(_LAZY[name], __name__), name)
     globals()[name] = value  # the next access is a plain attribute
     return value
 

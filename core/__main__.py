@@ -1,6 +1,6 @@
 """``python -m vwmerge``: the same command line as the ``vwmerge`` script."""
 
-from .cli.commands import main
+from .cli import main
 
 if __name__ == "__main__":
-    main(prog_name="vwmerge")
+    main()
