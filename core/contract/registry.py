@@ -6,6 +6,11 @@ metadata is missing (a source tree on ``sys.path``, a vendored copy), :data:`DEF
 registers them from code, as pytest and datasette do with theirs, so the base learners are
 always there (docs/plugins.md, "Built-in plugins"). Dispatch is per reduction: the core calls
 the owning plugin's hook only.
+
+The process-wide :func:`default_registry` imports a built-in plugin's module only when a model
+needs it (:data:`~vwmerge.contract.builtin_index.BUILTIN_INDEX` says which options each built-in
+knows, without importing it); third-party plugins are imported when the registry is made, and
+anything that lists or looks up every plugin (``specs``, ``owner``, ``plugins()``) loads the rest.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import structlog
 from ..errors import PluginError
 from ..format.options import Options
 from . import hookspecs
+from .builtin_index import BUILTIN_INDEX
 from .stack import CORE_OPTIONS, ReductionSpec, StackEntry
 
 ENTRY_POINT_GROUP = "vwmerge"
@@ -57,10 +63,16 @@ def _is_builtin_module(plugin: object, name: str) -> bool:
 
 
 def register_builtins(pm: pluggy.PluginManager) -> None:
-    """Register every built-in the entry points did not (no metadata), unless blocked."""
+    """Register every built-in the entry points did not (no metadata), unless blocked.
+
+    With a :class:`PluginManager` made ``lazy``, a built-in is only noted (imported when needed)."""
     broken = {b.name for b in getattr(pm, "broken", ())}  # reported already, not imported twice
+    pending: dict[str, _Pending] | None = getattr(pm, "pending", None) if getattr(pm, "lazy", False) else None
     for name in DEFAULT_PLUGINS:
         if pm.get_plugin(name) is not None or pm.is_blocked(name) or name in broken:
+            continue
+        if pending is not None and name in BUILTIN_INDEX:
+            pending.setdefault(name, _Pending(name, f"{BUILTIN_PACKAGE}.{name}", None, None))
             continue
         module = importlib.import_module(f"{BUILTIN_PACKAGE}.{name}")
         if not pm.is_registered(module):
@@ -117,12 +129,35 @@ class _Dist:
     version: str
 
 
-class PluginManager(pluggy.PluginManager):
-    """pluggy's manager, plus the entry points that failed to load (:attr:`broken`)."""
+def _dist_of(dist: Any) -> _Dist:
+    """A distribution's name and version (its METADATA parsed once: each access parses it)."""
+    meta = dist.metadata
+    return _Dist(meta["Name"] or "", meta["Version"] or "")
 
-    def __init__(self, project_name: str) -> None:
+
+@attrs.frozen
+class _Pending:
+    """A built-in plugin found but not imported yet (a lazy :class:`PluginManager`)."""
+
+    name: str
+    value: str  #: the module
+    entry_point: Any  #: its entry point, or None: registered from code (no metadata)
+    dist: _Dist | None
+
+
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager, plus the entry points that failed to load (:attr:`broken`).
+
+    ``lazy``: vwmerge's own entry points (and :data:`DEFAULT_PLUGINS`) are not imported but kept
+    in :attr:`pending` until :meth:`load_pending` (the :class:`Registry` calls it for the
+    built-ins a model's options need); third-party entry points are imported as always.
+    """
+
+    def __init__(self, project_name: str, *, lazy: bool = False) -> None:
         super().__init__(project_name)
         self.broken: list[BrokenPlugin] = []
+        self.lazy = lazy
+        self.pending: dict[str, _Pending] = {}
         self._loaded: list[tuple[Any, _Dist]] = []
 
     def list_plugin_distinfo(self) -> list[tuple[Any, Any]]:
@@ -136,29 +171,52 @@ class PluginManager(pluggy.PluginManager):
 
         count = 0
         for dist in list(importlib.metadata.distributions()):
+            info: _Dist | None = None
             for ep in dist.entry_points:
                 if ep.group != group or self.get_plugin(ep.name) or self.is_blocked(ep.name):
                     continue
-                try:
-                    plugin = ep.load()
-                    self.register(plugin, name=ep.name)
-                except Exception as e:  # any failure of third-party code: import, hook validation
-                    with contextlib.suppress(Exception):
-                        if self.has_plugin(ep.name):
-                            self.unregister(name=ep.name)
-                    self._broken(ep, dist, e)
+                info = info or _dist_of(dist)
+                if self.lazy and _is_builtin_entry_point(ep.name, ep.value, info):
+                    self.pending.setdefault(ep.name, _Pending(ep.name, ep.value, ep, info))
                     continue
-                self._loaded.append((plugin, _Dist(dist.metadata["Name"] or "", dist.version or "")))
-                count += 1
+                count += self._load(ep.name, ep.value, ep.load, info, ep)
         return count
 
-    def _broken(self, ep: Any, dist: Any, exc: BaseException) -> None:
+    def _load(self, name: str, value: str, load: Any, info: _Dist | None, ep: Any) -> int:
+        """Import and register one plugin; 1 if it worked, 0 (and a warning) if not."""
+        try:
+            plugin = load()
+            if not self.is_registered(plugin):
+                self.register(plugin, name=name)
+        except Exception as e:  # any failure of third-party code: import, hook validation
+            with contextlib.suppress(Exception):
+                if self.has_plugin(name):
+                    self.unregister(name=name)
+            self._broken(name, value, info, e)
+            return 0
+        if ep is not None and info is not None:
+            self._loaded.append((plugin, info))
+        return 1
+
+    def load_pending(self, names: Iterable[str] | None = None) -> list[str]:
+        """Import and register these pending built-ins (all when None); the names registered."""
+        done = []
+        for name in list(self.pending) if names is None else list(names):
+            pending = self.pending.pop(name, None)
+            if pending is None:
+                continue
+            module = pending.value
+            if self._load(name, module, lambda m=module: importlib.import_module(m), pending.dist, pending.entry_point):
+                done.append(name)
+        return done
+
+    def _broken(self, name: str, value: str, info: _Dist | None, exc: BaseException) -> None:
         message = " ".join(str(exc).split()) or "(no message)"
         broken = BrokenPlugin(
-            ep.name,
-            ep.value,
-            dist.metadata["Name"] or "(unknown distribution)",
-            dist.version or "",
+            name,
+            value,
+            (info.project_name if info else "") or "(unknown distribution)",
+            info.version if info else "",
             f"{type(exc).__name__}: {message}",
         )
         self.broken.append(broken)
@@ -172,8 +230,17 @@ class PluginManager(pluggy.PluginManager):
         )
 
 
-def make_plugin_manager(*, autoload: bool = True, extra: Iterable[tuple[Any, str]] = ()) -> PluginManager:
-    pm = PluginManager("vwmerge")
+def _is_builtin_entry_point(name: str, value: str, info: _Dist) -> bool:
+    return info.project_name == BUILTIN_DISTRIBUTION and name in BUILTIN_INDEX and value == f"{BUILTIN_PACKAGE}.{name}"
+
+
+def make_plugin_manager(
+    *, autoload: bool = True, extra: Iterable[tuple[Any, str]] = (), lazy: bool = False
+) -> PluginManager:
+    """A plugin manager with the ``vwmerge`` hooks, every installed plugin (``autoload``) and
+    ``extra`` ``(plugin, name)`` pairs. ``lazy``: the built-ins are imported when needed (see
+    :class:`PluginManager`), which :func:`default_registry` does."""
+    pm = PluginManager("vwmerge", lazy=lazy)
     pm.add_hookspecs(hookspecs)
     for name in filter(None, (n.strip() for n in os.environ.get(BLOCK_ENV, "").split(","))):
         pm.set_blocked(name)
@@ -191,38 +258,84 @@ class Registry:
 
     def __init__(self, pm: pluggy.PluginManager, *, extra_dists: dict[str, str] | None = None) -> None:
         self.pm = pm
-        #: entry points that failed to load (see :class:`PluginManager`); listed, never called
-        self.broken: tuple[BrokenPlugin, ...] = tuple(getattr(pm, "broken", ()))
         self._dists: dict[str, tuple[str, str]] = {}
-        for plugin, dist in pm.list_plugin_distinfo():
-            name = pm.get_name(plugin) or repr(plugin)
-            self._dists[name] = (dist.project_name, dist.version)
-        for plugin in pm.get_plugins():  # built-ins registered from code (no package metadata)
-            name = pm.get_name(plugin) or repr(plugin)
-            if name not in self._dists and _is_builtin_module(plugin, name):
-                self._dists[name] = (BUILTIN_DISTRIBUTION, _own_version())
         for name, dist_name in (extra_dists or {}).items():
             self._dists[name] = (dist_name, "")
-        self.specs: dict[str, ReductionSpec] = {}
-        self.owner: dict[str, str] = {}
-        self.overrides: list[tuple[str, str, str]] = []
+        self._specs: dict[str, ReductionSpec] = {}
+        self._owner: dict[str, str] = {}
+        self._overrides: list[tuple[str, str, str]] = []
         self._declared: dict[str, list[str]] = {}
-        for impl in pm.hook.vwmerge_reductions.get_hookimpls():
-            for spec in _declared_specs(impl.plugin_name, impl.function()):
-                self._declare(impl.plugin_name, spec)
         self._callers: dict[tuple[str, str], Any] = {}
         self._implements: dict[tuple[str, str], bool] = {}
         self._direct_impls: dict[tuple[str, str], tuple[Any, tuple[str, ...]] | None] = {}
         self._stacks: dict[Options, tuple[StackEntry, ...]] = {}
+        #: built-ins not imported yet (a lazy plugin manager): what each knows, from the index
+        self._pending: dict[str, tuple[bool, frozenset[str]]] = {
+            name: BUILTIN_INDEX[name] for name in getattr(pm, "pending", ())
+        }
+        self._adopt([pm.get_name(p) or repr(p) for p in pm.get_plugins()])
+
+    def _adopt(self, names: list[str]) -> None:
+        """Take in newly registered plugins: their distributions, then their reductions."""
+        pm = self.pm
+        wanted = set(names)
+        for plugin, dist in pm.list_plugin_distinfo():
+            name = pm.get_name(plugin) or repr(plugin)
+            if name in wanted and name not in self._dists:
+                self._dists[name] = (dist.project_name, dist.version)
+        for name in names:  # built-ins registered from code (no package metadata)
+            if name not in self._dists and _is_builtin_module(pm.get_plugin(name), name):
+                self._dists[name] = (BUILTIN_DISTRIBUTION, _own_version())
+        for impl in pm.hook.vwmerge_reductions.get_hookimpls():
+            if impl.plugin_name in wanted:
+                for spec in _declared_specs(impl.plugin_name, impl.function()):
+                    self._declare(impl.plugin_name, spec)
+        self._callers.clear()  # (pluggy's subset callers see plugins registered after them)
+
+    def _load_pending(self, names: list[str] | None = None) -> None:
+        """Import the pending built-ins named (all when None) and take them in."""
+        if not self._pending:
+            return
+        names = [n for n in (names if names is not None else list(self._pending)) if n in self._pending]
+        for name in names:
+            del self._pending[name]
+        load = getattr(self.pm, "load_pending", None)
+        if names and load is not None:
+            self._adopt(load(names))
+
+    # -- everything, loaded on first use -----------------------------------------------------
+    @property
+    def specs(self) -> dict[str, ReductionSpec]:
+        """Every reduction a plugin declares, by name (the owner's spec)."""
+        self._load_pending()
+        return self._specs
+
+    @property
+    def owner(self) -> dict[str, str]:
+        """The plugin that owns each reduction."""
+        self._load_pending()
+        return self._owner
+
+    @property
+    def overrides(self) -> list[tuple[str, str, str]]:
+        """``(reduction, winner, loser)`` for each built-in a third-party plugin overrides."""
+        self._load_pending()
+        return self._overrides
+
+    @property
+    def broken(self) -> tuple[BrokenPlugin, ...]:
+        """Entry points that failed to load (see :class:`PluginManager`); listed, never called."""
+        self._load_pending()
+        return tuple(getattr(self.pm, "broken", ()))
 
     def distribution(self, plugin_name: str) -> tuple[str, str]:
         return self._dists.get(plugin_name, ("(registered at run time)", ""))
 
     def _declare(self, plugin_name: str, spec: ReductionSpec) -> None:
         self._declared.setdefault(plugin_name, []).append(spec.name)
-        current = self.owner.get(spec.name)
+        current = self._owner.get(spec.name)
         if current is None:
-            self.specs[spec.name], self.owner[spec.name] = spec, plugin_name
+            self._specs[spec.name], self._owner[spec.name] = spec, plugin_name
             return
         cur_builtin = self.distribution(current)[0] == BUILTIN_DISTRIBUTION
         new_builtin = self.distribution(plugin_name)[0] == BUILTIN_DISTRIBUTION
@@ -238,8 +351,8 @@ class Registry:
                 f"{BLOCK_ENV}=<entry point name>"
             )
         if winner == plugin_name:
-            self.specs[spec.name], self.owner[spec.name] = spec, plugin_name
-        self.overrides.append((spec.name, winner, loser))
+            self._specs[spec.name], self._owner[spec.name] = spec, plugin_name
+        self._overrides.append((spec.name, winner, loser))
 
     # -- dispatch ---------------------------------------------------------------------------
     def _caller(self, hook: str, plugin_name: str) -> Any:
@@ -300,15 +413,22 @@ class Registry:
         """
         if options in self._stacks:
             return self._stacks[options]
+        names = options.names()
+        if self._pending:  # the built-ins these options need (and those needed by every model)
+            present = set(names)
+            self._load_pending(
+                [n for n, (every, opts) in self._pending.items() if every or not opts.isdisjoint(present)]
+            )
         known = set(CORE_OPTIONS)
-        for spec in self.specs.values():
+        for spec in self._specs.values():
             known |= spec.known_options()
-        unknown = [n for n in options.names() if n not in known]
+        unknown = [n for n in names if n not in known]
         if unknown:
-            if self.broken:
+            broken = tuple(getattr(self.pm, "broken", ()))
+            if broken:
                 raise PluginError(
                     f"the model uses option --{unknown[0]}, which no loaded vwmerge plugin understands; "
-                    + "; ".join(b.describe() for b in self.broken)
+                    + "; ".join(b.describe() for b in broken)
                     + " (it may be the one that provides it)",
                     source=source,
                 )
@@ -317,10 +437,10 @@ class Registry:
                 "understands; install a plugin that provides this reduction (see 'vwmerge plugins')",
                 source=source,
             )
-        enabled = [s for s in self.specs.values() if not s.fallback and s.is_enabled(options)]
+        enabled = [s for s in self._specs.values() if not s.fallback and s.is_enabled(options)]
         bottoms = [s for s in enabled if s.bottom]
         if not bottoms:
-            fallback = [s for s in self.specs.values() if s.fallback]
+            fallback = [s for s in self._specs.values() if s.fallback]
             if not fallback:
                 raise PluginError("no plugin provides a base learner (is vwmerge installed?)", source=source)
             enabled.append(fallback[0])
@@ -334,7 +454,7 @@ class Registry:
         entries = []
         above = 1
         for i, (spec, width) in enumerate(zip(enabled, widths, strict=True)):
-            entries.append(StackEntry(spec, self.owner[spec.name], width, above, i))
+            entries.append(StackEntry(spec, self._owner[spec.name], width, above, i))
             if not spec.bottom:
                 above *= width
         self._stacks[options] = tuple(entries)
@@ -342,17 +462,61 @@ class Registry:
 
     # -- listing ----------------------------------------------------------------------------
     def plugins(self) -> list[PluginInfo]:
+        self._load_pending()
         out = []
         for plugin in self.pm.get_plugins():
             name = self.pm.get_name(plugin) or repr(plugin)
             hooks = tuple(h.name for h in self.pm.get_hookcallers(plugin) or () if h.name.startswith("vwmerge_"))
             dist, ver = self.distribution(name)
-            reductions = tuple(r for r in self._declared.get(name, ()) if self.owner.get(r) == name)
+            reductions = tuple(r for r in self._declared.get(name, ()) if self._owner.get(r) == name)
             out.append(PluginInfo(name, dist, ver, tuple(sorted(hooks)), reductions))
         return sorted(out, key=lambda p: (not p.builtin, p.name))
 
 
+def builtin_index() -> dict[str, tuple[bool, frozenset[str]]]:
+    """What :data:`~vwmerge.contract.builtin_index.BUILTIN_INDEX` must say, from the built-in
+    plugins themselves (all imported): for each, whether a model may need it whatever its options
+    (a fallback base learner, or a reduction whose ``enabled`` is code), and the option names its
+    reductions know (any of them in a model's options makes the model need it)."""
+    pm = PluginManager("vwmerge")
+    pm.add_hookspecs(hookspecs)
+    for name in DEFAULT_PLUGINS:
+        pm.register(importlib.import_module(f"{BUILTIN_PACKAGE}.{name}"), name=name)
+    index: dict[str, tuple[bool, frozenset[str]]] = {}
+    for impl in pm.hook.vwmerge_reductions.get_hookimpls():
+        specs = _declared_specs(impl.plugin_name, impl.function())
+        always = any(s.fallback or s.enabled is not None for s in specs)
+        index[impl.plugin_name] = (always, frozenset().union(*(s.known_options() for s in specs)))
+    return {name: index[name] for name in DEFAULT_PLUGINS}
+
+
+def builtin_index_source() -> str:
+    """The text of ``vwmerge/contract/builtin_index.py`` (core/contract/builtin_index.py)."""
+    import textwrap
+
+    lines = [
+        '"""Which options each built-in plugin knows, so that a command imports only the plugins a model',
+        "needs (:class:`vwmerge.contract.registry.Registry`).",
+        "",
+        "Generated from the plugins by :func:`vwmerge.contract.registry.builtin_index_source`; a test",
+        "(tests/test_startup.py) fails with the new text when a plugin declares something else.",
+        '"""',
+        "",
+        "# fmt: off",
+        "#: plugin -> (needed by every model, the option names its reductions know)",
+        "BUILTIN_INDEX: dict[str, tuple[bool, frozenset[str]]] = {",
+    ]
+    for name, (always, options) in builtin_index().items():
+        lines.append(f'    "{name}": ({always}, frozenset({{')
+        body = " ".join(f'"{o}",' for o in sorted(options))
+        lines += textwrap.wrap(body, 110, initial_indent="        ", subsequent_indent="        ")
+        lines.append("    })),")
+    lines += ["}", "# fmt: on", ""]
+    return "\n".join(lines)
+
+
 @cache
 def default_registry() -> Registry:
-    """The registry of all installed plugins (loaded once per process)."""
-    return Registry(make_plugin_manager())
+    """The registry of all installed plugins (made once per process; the built-ins are imported
+    when a model needs them)."""
+    return Registry(make_plugin_manager(lazy=True))
