@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import multiprocessing
 import operator
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar, cast
 
 import attrs
@@ -383,6 +382,8 @@ class LocalExecutor:
 
 def _mp_context() -> Any:
     # fork keeps the parent's logging configuration and loaded plugins, and starts in no time.
+    import multiprocessing  # here: only --jobs needs it (start-up, docs/scale.md)
+
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
@@ -399,6 +400,8 @@ class ProcessExecutor:
         self.jobs = jobs
 
     def merge(self, plan: StreamPlan, registry: Registry, progress: Progress) -> Streamed:
+        from concurrent.futures import ProcessPoolExecutor  # (imports multiprocessing: --jobs only)
+
         ctx = plan.context(registry, in_place=True)
         entry = plan.stack_entry(ctx)
         groups = split(plan.count, self.jobs)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import builtins
 import math
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 from ..errors import ModelFormatError
 
