@@ -1,43 +1,140 @@
 """Start-up: a command imports only what it uses (issue 11; docs/scale.md, "Start-up").
 
-The real command line runs in a subprocess under ``python -X importtime``, which names every
-module the process imported; ``--version`` and ``--help`` must not import numpy, structlog,
-pluggy or the plugins (nor read package metadata), which is what made them slow.
+The real command line runs in a subprocess (``python -m vwmerge``'s own entry, run through
+:mod:`runpy`), which then writes the names in ``sys.modules`` when it exits, whatever way it exits:
+``--version`` must not import click, ``--help`` no numpy, structlog, pluggy or plugin, and a merge
+only the built-in plugins its models need. ``sys.modules`` sees every import, including the plugin
+modules the registry imports through :mod:`importlib` (which ``python -X importtime`` does not
+report). No test here measures a time.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import vwmerge
+from helpers.models import Models
+from vwmerge.contract.builtin_index import BUILTIN_INDEX
+from vwmerge.contract.registry import DEFAULT_PLUGINS, builtin_index, builtin_index_source
 
 HEAVY = ("numpy", "structlog", "pluggy", "attr", "attrs", "vwmerge.plugins", "vwmerge.engine", "importlib.metadata")
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+# Runs ``python -m vwmerge ARGS`` in this process and, at exit, writes the names of the modules it
+# imported (not those the interpreter had at start: site's .pth files may import some) to the file
+# named by the first argument.
+RUN = """\
+import sys
+before = set(sys.modules)
+import atexit, json, runpy
+out = sys.argv.pop(1)
+atexit.register(lambda: open(out, "w").write(json.dumps(sorted(set(sys.modules) - before))))
+sys.argv[0] = "vwmerge"
+runpy.run_module("vwmerge", run_name="__main__", alter_sys=True)
+"""
 
 
-def _imported(*args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+def _imported(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    out = tmp_path / "modules.json"
     run = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "vwmerge", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", RUN, str(out), *args], capture_output=True, text=True, timeout=120, cwd=tmp_path
     )
-    modules = {line.rsplit("|", 1)[1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
-    return run, modules
+    return run, set(json.loads(out.read_text()))
 
 
-@pytest.mark.parametrize("args", [("--version",), ("--help",), ("merge", "--help"), ("inspect", "-h")])
-def test_version_and_help_import_nothing_heavy(args: tuple[str, ...]) -> None:
-    run, modules = _imported(*args)
+def _heavy(modules: set[str], heavy: tuple[str, ...] = HEAVY) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in heavy))
+
+
+def test_version_imports_neither_click_nor_typing(tmp_path: Path) -> None:
+    run, modules = _imported(tmp_path, "--version")
     assert run.returncode == 0, run.stderr
-    assert "vwmerge.cli.commands" in modules  # the check sees the imports (not vacuous)
-    heavy = sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
-    assert heavy == []
+    assert run.stdout == f"vwmerge {vwmerge.__version__}\n"
+    assert "vwmerge.cli" in modules  # the check sees the imports (not vacuous)
+    assert _heavy(modules, (*HEAVY, "click", "typing", "vwmerge.cli.commands")) == []
 
 
-def test_a_command_imports_what_it_uses() -> None:
-    run, modules = _imported("plugins", "--json")
+@pytest.mark.parametrize(
+    "args", [("--help",), ("-h",), ("merge", "--help"), ("check", "--help"), ("inspect", "-h"), ("plugins", "--help")]
+)
+def test_help_imports_nothing_heavy(tmp_path: Path, args: tuple[str, ...]) -> None:
+    run, modules = _imported(tmp_path, *args)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("Usage: vwmerge")
+    assert "vwmerge.cli.commands" in modules and "click" in modules  # (not vacuous)
+    assert _heavy(modules) == []
+
+
+def test_the_version_flag_among_other_options_is_clicks(tmp_path: Path) -> None:
+    """Only the bare ``vwmerge --version`` is answered early; with other options click parses."""
+    run, modules = _imported(tmp_path, "--log-level", "debug", "--version")
+    assert (run.returncode, run.stdout) == (0, f"vwmerge {vwmerge.__version__}\n"), run.stderr
+    assert "click" in modules
+    run, _ = _imported(tmp_path, "--version", "--no-such-option")
+    assert run.returncode == 2 and "No such option" in run.stderr
+
+
+def test_a_merge_imports_only_the_plugins_its_models_need(tmp_path: Path) -> None:
+    out = tmp_path / "merged.model"
+    run, modules = _imported(
+        tmp_path, "merge", "-o", str(out), str(EXAMPLES / "day1.model"), str(EXAMPLES / "day2.model")
+    )
     assert run.returncode == 0, run.stderr
     assert {"numpy", "pluggy", "structlog", "vwmerge.plugins.gd"} <= modules
+    loaded = {m.rpartition(".")[2] for m in modules if m.startswith("vwmerge.plugins.")}
+    assert "trees" not in loaded and "ftrl" not in loaded and "bottoms" not in loaded
+    # what the merge must not pay for: the process pool (--jobs) and the dask extra
+    assert _heavy(modules, ("multiprocessing", "concurrent.futures.process", "dask", "distributed", "fsspec")) == []
+    # and it merged what the full registry merges
+    assert out.read_bytes() == vwmerge.merge([vwmerge.load(EXAMPLES / f"day{i}.model") for i in (1, 2)]).to_bytes()
+
+
+def test_listing_the_plugins_imports_them_all(tmp_path: Path) -> None:
+    run, modules = _imported(tmp_path, "plugins", "--json")
+    assert run.returncode == 0, run.stderr
+    assert {f"vwmerge.plugins.{name}" for name in DEFAULT_PLUGINS} <= modules
+    assert {p["name"] for p in json.loads(run.stdout)["plugins"]} >= set(DEFAULT_PLUGINS)
+
+
+def test_the_builtin_index_says_what_the_plugins_declare() -> None:
+    """BUILTIN_INDEX is generated: when a plugin declares other reductions or options, regenerate
+    core/contract/builtin_index.py with the text this test prints."""
+    assert builtin_index() == BUILTIN_INDEX, "core/contract/builtin_index.py is stale; its text now:\n" + (
+        builtin_index_source()
+    )
+    source = Path(sys.modules["vwmerge.contract.builtin_index"].__file__ or "").read_text()
+    assert source == builtin_index_source()
+
+
+@pytest.mark.parametrize(
+    "args",
+    ["", "--cb_explore_adf --epsilon 0.1", "--oaa 3", "--ftrl", "--coin", "--nn 2", "--lrq ab2", "--ccb_explore_adf"],
+)
+def test_the_lazy_registry_derives_the_full_registrys_stacks(models: Models, args: str) -> None:
+    """A fresh default registry (built-ins imported on demand) gives every model the stack a
+    registry with every plugin imported gives it, and imports only what that stack needs."""
+    (path,) = models.inputs(args, 1)
+    code = (
+        "import sys, vwmerge\n"
+        "from vwmerge.contract.registry import Registry, make_plugin_manager\n"
+        "from vwmerge.format.header import Header\n"
+        "lazy = vwmerge.default_registry()\n"
+        "assert not [m for m in sys.modules if m.startswith('vwmerge.plugins.')], 'imported too early'\n"
+        "opts = vwmerge.load(sys.argv[1], registry=lazy).options\n"
+        "names = lambda reg: [(e.name, e.plugin, e.width, e.above) for e in reg.derive_stack(opts, 'm')]\n"
+        "got = names(lazy)\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('vwmerge.plugins.'))\n"
+        "assert got == names(Registry(make_plugin_manager())), got\n"
+        "print(len(loaded))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert int(run.stdout) < len(DEFAULT_PLUGINS)
 
 
 def test_the_version_is_the_distributions() -> None:
@@ -46,8 +143,11 @@ def test_the_version_is_the_distributions() -> None:
 
 def test_the_public_names_load_on_first_use() -> None:
     code = (
-        "import sys, vwmerge\n"
-        "assert 'numpy' not in sys.modules\n"
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import vwmerge\n"
+        "new = set(sys.modules) - before\n"
+        "assert not {'numpy', 'typing', 'click'} & new, sorted(new)\n"
         "from vwmerge import *\n"
         "missing = [n for n in vwmerge.__all__ if n not in globals()]\n"
         "assert not missing, missing\n"
