@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import traceback
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
@@ -61,6 +60,8 @@ def user_errors(ctx: click.Context) -> Iterator[None]:
 def _fail(ctx: click.Context, exc: BaseException, message: str) -> None:
     state = ctx.find_object(CliState)
     if state is not None and state.debug:
+        import traceback  # (its imports cost --help a fifth of its time)
+
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     raise click.ClickException(" ".join(message.splitlines())) from exc
 
