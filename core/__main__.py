@@ -1,6 +1,6 @@
 """``python -m vwmerge``: the same command line as the ``vwmerge`` script."""
 
-from .cli import main
+from .cli.entry import main
 
 if __name__ == "__main__":
     main()

@@ -6,8 +6,9 @@ function to dodge a cycle is still a cycle. Only imports under ``if TYPE_CHECKIN
 are left out of the cycle check; the layering check counts them too.
 
 Layers, bottom to top: ``format`` (the file format), ``contract`` (hooks and the types they
-see), ``model`` (model files and workspaces), ``engine`` (merging), ``cli``. ``errors`` is shared
-by all. A module imports only from its own layer, the layers below, and ``errors``. Plugins, the
+see), ``model`` (model files and workspaces), ``engine`` (merging), ``cli``. ``errors`` and ``_log``
+(the library's logger) are shared by all. A module imports only from its own layer, the layers
+below, and those two. Plugins, the
 built-in ones included, import only the public surface: ``vwmerge`` and ``vwmerge.plugin`` (and
 each other).
 """
@@ -26,7 +27,7 @@ PACKAGE = Path(vwmerge.__file__).resolve().parent
 PLUGINS = Path(vwmerge.plugins.__file__).resolve().parent
 EXAMPLE_PLUGIN = Path(__file__).resolve().parent / "plugin_pkg" / "src"
 LAYERS = ("format", "contract", "model", "engine", "cli")
-SHARED = ("vwmerge.errors",)
+SHARED = ("vwmerge.errors", "vwmerge._log")
 PUBLIC = ("vwmerge", "vwmerge.plugin")
 
 

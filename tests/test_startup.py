@@ -55,7 +55,7 @@ def test_version_imports_neither_click_nor_typing(tmp_path: Path) -> None:
     run, modules = _imported(tmp_path, "--version")
     assert run.returncode == 0, run.stderr
     assert run.stdout == f"vwmerge {vwmerge.__version__}\n"
-    assert "vwmerge.cli" in modules  # the check sees the imports (not vacuous)
+    assert "vwmerge.cli.entry" in modules  # the check sees the imports (not vacuous)
     assert _heavy(modules, (*HEAVY, "click", "typing", "vwmerge.cli.commands")) == []
 
 
@@ -92,6 +92,31 @@ def test_a_merge_imports_only_the_plugins_its_models_need(tmp_path: Path) -> Non
     assert _heavy(modules, ("multiprocessing", "concurrent.futures.process", "dask", "distributed", "fsspec")) == []
     # and it merged what the full registry merges
     assert out.read_bytes() == vwmerge.merge([vwmerge.load(EXAMPLES / f"day{i}.model") for i in (1, 2)]).to_bytes()
+
+
+@pytest.mark.parametrize("args", [("check", "day1.model", "day2.model"), ("inspect", "day1.model")])
+def test_a_command_that_logs_nothing_imports_no_structlog(tmp_path: Path, args: tuple[str, ...]) -> None:
+    run, modules = _imported(tmp_path, args[0], *(str(EXAMPLES / a) for a in args[1:]))
+    assert run.returncode == 0, run.stderr
+    assert (run.stderr, "numpy" in modules) == ("", True)
+    assert _heavy(modules, ("structlog", "asyncio")) == []
+
+
+def test_a_plugin_that_imports_structlog_logs_as_configured(models: Models, tmp_path: Path) -> None:
+    """The trees plugin logs an info event through its own ``structlog.get_logger``: imported
+    only for this plt model, after the command configured logging (deferred, since nothing had
+    imported structlog), the event is still rendered as configured: a JSON line on stderr (a
+    pipe), not structlog's default console line on stdout."""
+    a, b = models.inputs("--plt 4 --loss_function logistic", 2)
+    out = tmp_path / "merged.model"
+    run, modules = _imported(tmp_path, "merge", "--json", "-o", str(out), str(a), str(b))
+    assert run.returncode == 0, run.stderr
+    assert "vwmerge.plugins.trees" in modules
+    events = [json.loads(line) for line in run.stderr.splitlines()]
+    (plt,) = [e for e in events if e.get("reduction") == "plt"]
+    assert plt["level"] == "info" and "timestamp" in plt and "--loss_function logistic" in plt["event"]
+    assert [e["event"] for e in events][-1] == "merged"
+    assert isinstance(json.loads(run.stdout), dict)  # stdout holds the JSON document alone
 
 
 def test_listing_the_plugins_imports_them_all(tmp_path: Path) -> None:

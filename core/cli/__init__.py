@@ -1,22 +1,4 @@
 """The ``vwmerge`` command line: click commands, rendering, logging configuration.
 
-The top layer: nothing below imports it. :func:`main` is the ``vwmerge`` script and
-``python -m vwmerge``: it answers ``vwmerge --version`` before importing click (or anything
-else), and hands every other command line to the click group :func:`vwmerge.cli.commands.main`.
+The top layer: nothing below imports it. The entry point is :func:`vwmerge.cli.entry.main`.
 """
-
-from __future__ import annotations
-
-import sys
-
-
-def main() -> None:
-    """Run the command line (``vwmerge`` and ``python -m vwmerge``)."""
-    if sys.argv[1:] == ["--version"]:  # the one answer that needs nothing but the version
-        from .._version import __version__
-
-        sys.stdout.write(f"vwmerge {__version__}\n")
-        return
-    from .commands import main as group
-
-    group(prog_name="vwmerge")

@@ -1,7 +1,8 @@
 """Logging for the command line: structlog, always to stderr.
 
-The library only ever calls ``structlog.get_logger("vwmerge")``; configuring where and how events
-are rendered is the job of the entry point, so this module is called by the CLI and by nobody
+The library only ever logs to ``structlog.get_logger("vwmerge")`` (through :mod:`vwmerge._log`,
+which imports structlog at the first event); configuring where and how events are rendered is the
+job of the entry point, so this module is called by the CLI and by nobody
 else. stderr carries the log so that stdout stays clean for command output (``inspect``,
 ``plugins``, ``--json``) that people pipe into other tools.
 """
@@ -9,7 +10,10 @@ else. stderr carries the log so that stdout stays clean for command output (``in
 from __future__ import annotations
 
 import sys
+from functools import partial
 from typing import TYPE_CHECKING, Literal, TextIO
+
+from .._log import defer, ensure
 
 if TYPE_CHECKING:
     import structlog
@@ -40,15 +44,19 @@ def configure(level: str = "info", fmt: LogFormat = "auto", *, stream: TextIO | 
     ``auto`` picks the console renderer only when ``stream`` (stderr by default) is a TTY, so a
     pipeline or a CI log gets machine-readable JSON without asking. Events below ``level`` are
     dropped before any processor runs (structlog's filtering bound logger), so debug events cost
-    next to nothing.
+    next to nothing. Applied when the first event is logged (or now, if structlog is imported
+    already): a command that logs nothing does not import structlog (:mod:`vwmerge._log`).
     """
     if level not in LEVELS:
         raise ValueError(f"unknown log level {level!r}; choose one of {', '.join(LEVELS)}")
     if fmt not in ("auto", "console", "json"):
         raise ValueError(f"unknown log format {fmt!r}; choose auto, console or json")
+    defer(partial(_apply, level, fmt, stream if stream is not None else sys.stderr))
+
+
+def _apply(level: str, fmt: LogFormat, out: TextIO) -> None:
     import structlog  # here, not at the top: `vwmerge --version` and `--help` never log
 
-    out = stream if stream is not None else sys.stderr
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -69,6 +77,7 @@ def configure(level: str = "info", fmt: LogFormat = "auto", *, stream: TextIO | 
 
 def get_logger() -> structlog.typing.FilteringBoundLogger:
     """The one logger vwmerge writes user-visible events to."""
+    ensure()
     import structlog
 
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger("vwmerge")

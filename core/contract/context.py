@@ -6,12 +6,10 @@ from typing import Any
 
 import attrs
 import numpy as np
-import structlog
 
+from .._log import log
 from .registry import Registry
 from .stack import ModelInfo, StackEntry
-
-log = structlog.get_logger("vwmerge")
 
 
 @attrs.frozen(eq=False)

@@ -25,8 +25,8 @@ from typing import Any
 
 import attrs
 import pluggy
-import structlog
 
+from .._log import ensure_if_imported, log
 from ..errors import PluginError
 from ..format.options import Options
 from . import hookspecs
@@ -39,7 +39,6 @@ BUILTIN_DISTRIBUTION = "vwmerge"
 BLOCK_ENV = "VWMERGE_BLOCK_PLUGINS"
 
 hookimpl = pluggy.HookimplMarker("vwmerge")
-log = structlog.get_logger("vwmerge")
 
 #: The built-in plugins, by entry-point name (module ``vwmerge.plugins.<name>``): the same list
 #: as the ``vwmerge`` entry points in vwmerge's pyproject.toml (a test keeps the two equal).
@@ -194,6 +193,8 @@ class PluginManager(pluggy.PluginManager):
                     self.unregister(name=name)
             self._broken(name, value, info, e)
             return 0
+        finally:
+            ensure_if_imported()  # a plugin that imported structlog logs as configured
         if ep is not None and info is not None:
             self._loaded.append((plugin, info))
         return 1

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
-import structlog
 
+from .._log import log
 from ..contract.context import MergeContext
 from ..contract.registry import Registry
 from ..contract.stack import StackEntry
@@ -23,8 +23,6 @@ from ..format.header import Header
 from ..model.workspace import Workspace
 from .partial import merge_in_memory, supports_partial
 from .plan import MergePlan, Outcome, decide
-
-log = structlog.get_logger("vwmerge")
 
 
 @attrs.frozen(eq=False)
