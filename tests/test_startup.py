@@ -162,6 +162,24 @@ def test_the_lazy_registry_derives_the_full_registrys_stacks(models: Models, arg
     assert int(run.stdout) < len(DEFAULT_PLUGINS)
 
 
+def test_a_hook_call_imports_its_plugin() -> None:
+    """A stack entry made elsewhere (a plan shipped to a worker) reaches its plugin through a fresh
+    default registry that has not imported it yet."""
+    code = (
+        "import sys, vwmerge\n"
+        "from vwmerge.contract.registry import Registry, make_plugin_manager\n"
+        "full = Registry(make_plugin_manager())\n"
+        "entry = full.derive_stack(vwmerge.Options.parse('--ftrl'), 'm')[-1]\n"
+        "assert entry.name == 'ftrl', entry\n"
+        "lazy = vwmerge.default_registry()\n"
+        "assert not lazy.pm.has_plugin('ftrl')\n"
+        "assert lazy.implements('vwmerge_merge', entry)\n"
+        "assert lazy.pm.has_plugin('ftrl')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+
+
 def test_the_version_is_the_distributions() -> None:
     assert vwmerge.__version__ == importlib.metadata.version("vwmerge")
 

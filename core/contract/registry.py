@@ -368,6 +368,8 @@ class Registry:
         key = (hook, entry.plugin)
         found = self._implements.get(key)
         if found is None:  # remembered: the plugins are fixed when the registry is made
+            if entry.plugin in self._pending:  # an entry from elsewhere (another registry, a plan)
+                self._load_pending([entry.plugin])
             owner = self.pm.get_plugin(entry.plugin)
             found = any(impl.plugin is owner for impl in getattr(self.pm.hook, hook).get_hookimpls())
             self._implements[key] = found
