@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -88,8 +89,9 @@ def test_a_merge_imports_only_the_plugins_its_models_need(tmp_path: Path) -> Non
     assert {"numpy", "pluggy", "structlog", "vwmerge.plugins.gd"} <= modules
     loaded = {m.rpartition(".")[2] for m in modules if m.startswith("vwmerge.plugins.")}
     assert "trees" not in loaded and "ftrl" not in loaded and "bottoms" not in loaded
-    # what the merge must not pay for: the process pool (--jobs) and the dask extra
-    assert _heavy(modules, ("multiprocessing", "concurrent.futures.process", "dask", "distributed", "fsspec")) == []
+    # what the merge must not pay for: the process pool (--jobs), the dask extra, package metadata
+    unused = ("multiprocessing", "concurrent.futures.process", "dask", "distributed", "fsspec", "importlib.metadata")
+    assert _heavy(modules, unused) == []
     # and it merged what the full registry merges
     assert out.read_bytes() == vwmerge.merge([vwmerge.load(EXAMPLES / f"day{i}.model") for i in (1, 2)]).to_bytes()
 
@@ -177,6 +179,36 @@ def test_a_hook_call_imports_its_plugin() -> None:
         "assert lazy.pm.has_plugin('ftrl')\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+
+
+def test_the_entry_point_scan_sees_what_importlib_metadata_sees(tmp_path: Path) -> None:
+    """The registry reads the ``vwmerge`` entry points from the ``*.dist-info``/``*.egg-info``
+    directories itself (importing importlib.metadata costs a tenth of a small command): the same
+    distributions, names, versions and entry points, in the same order, as importlib.metadata,
+    here with an extra distribution (dist-info, entry point with an attribute) and an egg-info
+    on the path, beside the installed ones."""
+    info = tmp_path / "Extra_Plugin-2.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: extra-plugin\nVersion: 2.0\n\nName: not this\n")
+    (info / "entry_points.txt").write_text(
+        "[console_scripts]\nx = y:z\n\n[vwmerge]\n# c\nextra = extra_mod:plugin.obj [fast]\n"
+    )
+    egg = tmp_path / "egg_plugin.egg-info"
+    egg.mkdir()
+    (egg / "PKG-INFO").write_text("Metadata-Version: 1.0\nName: egg-plugin\nVersion: 0.5\n")
+    (egg / "entry_points.txt").write_text("[vwmerge]\negg = egg_mod\n")
+    code = (
+        "from vwmerge.contract import registry as r\n"
+        "seen = lambda found: [(d(), eps) for d, eps in found]\n"
+        "fast, slow = seen(r._entry_point_dists('vwmerge')), seen(r._entry_point_dists_from_metadata('vwmerge'))\n"
+        "assert fast == slow, (fast, slow)\n"
+        "assert (r._Dist('extra-plugin', '2.0'), [('extra', 'extra_mod:plugin.obj [fast]')]) in fast, fast\n"
+        "assert (r._Dist('egg-plugin', '0.5'), [('egg', 'egg_mod')]) in fast, fast\n"
+        "assert any(d.project_name == 'vwmerge' for d, _ in fast)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert run.returncode == 0, run.stderr
 
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-from collections.abc import Iterable
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import attrs
@@ -51,6 +52,8 @@ BUILTIN_PACKAGE = "vwmerge.plugins"
 
 
 def _own_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # (only without entry points)
+
     try:
         return version(BUILTIN_DISTRIBUTION)
     except PackageNotFoundError:  # a source tree without package metadata
@@ -71,7 +74,7 @@ def register_builtins(pm: pluggy.PluginManager) -> None:
         if pm.get_plugin(name) is not None or pm.is_blocked(name) or name in broken:
             continue
         if pending is not None and name in BUILTIN_INDEX:
-            pending.setdefault(name, _Pending(name, f"{BUILTIN_PACKAGE}.{name}", None, None))
+            pending.setdefault(name, _Pending(name, f"{BUILTIN_PACKAGE}.{name}", False, None))
             continue
         module = importlib.import_module(f"{BUILTIN_PACKAGE}.{name}")
         if not pm.is_registered(module):
@@ -134,13 +137,113 @@ def _dist_of(dist: Any) -> _Dist:
     return _Dist(meta["Name"] or "", meta["Version"] or "")
 
 
+# importlib.metadata's EntryPoint.pattern: ``module``, ``module:attr.attr``, optional [extras]
+_EP_VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
+
+#: What :func:`_entry_point_dists` yields per distribution: its name and version (read when
+#: called), and its entry points of the group as ``(name, value)``.
+_Found = tuple[Callable[[], _Dist], list[tuple[str, str]]]
+
+
+def _load_value(value: str) -> Any:
+    """What an entry point's value names, imported (as ``EntryPoint.load``)."""
+    match = _EP_VALUE.match(value)
+    if match is None:
+        raise ValueError(f"malformed entry point value {value!r}")
+    obj: Any = importlib.import_module(match["module"])
+    for attr in filter(None, (match["attr"] or "").split(".")):
+        obj = getattr(obj, attr)
+    return obj
+
+
+def _section(text: str, group: str) -> list[tuple[str, str]]:
+    """The ``name = value`` lines of section ``[group]`` of an ``entry_points.txt``."""
+    out, current = [], None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1].strip()
+        elif current == group:
+            name, sep, value = line.partition("=")
+            if sep:
+                out.append((name.strip(), value.strip()))
+    return out
+
+
+def _read_dist(path: str) -> _Dist:
+    """Name and version from a ``*.dist-info``'s METADATA (``*.egg-info``: PKG-INFO) headers."""
+    fields: dict[str, str] = {}
+    for filename in ("METADATA", "PKG-INFO"):
+        try:
+            with open(os.path.join(path, filename), encoding="utf-8") as f:
+                for line in f:
+                    if not line.strip():
+                        break  # the headers end at the first blank line
+                    key, sep, value = line.partition(":")
+                    if sep and key in ("Name", "Version"):
+                        fields.setdefault(key, value.strip())
+        except OSError:
+            continue
+        break
+    return _Dist(fields.get("Name", ""), fields.get("Version", ""))
+
+
+def _entry_point_dists(group: str) -> Iterator[_Found]:
+    """Every installed distribution with entry points in ``group``, in importlib.metadata's order.
+
+    Read from the ``*.dist-info`` and ``*.egg-info`` directories of ``sys.path`` directly:
+    importing :mod:`importlib.metadata` (email, zipfile, csv, ...) costs a small command a tenth
+    of its time. Where that would not see what importlib.metadata sees (a zip file on
+    ``sys.path``, another finder that provides distributions) it asks importlib.metadata."""
+    from importlib.machinery import PathFinder
+
+    foreign = any(
+        getattr(finder, "find_distributions", None) is not None and finder is not PathFinder for finder in sys.meta_path
+    )
+    if foreign or any(entry and os.path.isfile(entry) for entry in sys.path):
+        yield from _entry_point_dists_from_metadata(group)
+        return
+    for entry in sys.path:
+        folder = entry or "."
+        try:
+            children = os.listdir(folder)
+        except OSError:
+            continue
+        by_name: dict[str, list[str]] = {}  # importlib.metadata's order: grouped by project name
+        for child in children:
+            low = child.lower()
+            if low.endswith((".dist-info", ".egg-info")):
+                name = re.sub(r"[-_.]+", "_", low.rpartition(".")[0].partition("-")[0])
+                by_name.setdefault(name, []).append(child)
+        for child in (c for group in by_name.values() for c in group):
+            path = os.path.join(folder, child)
+            try:
+                with open(os.path.join(path, "entry_points.txt"), encoding="utf-8") as f:
+                    found = _section(f.read(), group)
+            except OSError:  # no entry points (or a PKG-INFO file named *.egg-info)
+                continue
+            if found:
+                yield (lambda path=path: _read_dist(path)), found
+
+
+def _entry_point_dists_from_metadata(group: str) -> Iterator[_Found]:
+    import importlib.metadata
+
+    for dist in list(importlib.metadata.distributions()):
+        found = [(ep.name, ep.value) for ep in dist.entry_points if ep.group == group]
+        if found:
+            yield (lambda dist=dist: _dist_of(dist)), found
+
+
 @attrs.frozen
 class _Pending:
     """A built-in plugin found but not imported yet (a lazy :class:`PluginManager`)."""
 
     name: str
     value: str  #: the module
-    entry_point: Any  #: its entry point, or None: registered from code (no metadata)
+    from_metadata: bool  #: found as an entry point (False: registered from code, no metadata)
     dist: _Dist | None
 
 
@@ -166,22 +269,20 @@ class PluginManager(pluggy.PluginManager):
         """pluggy's ``load_setuptools_entrypoints``, except that a plugin that fails to import or
         register is recorded in :attr:`broken` and logged as one warning instead of raising:
         one broken package must not take every command down with it."""
-        import importlib.metadata
-
         count = 0
-        for dist in list(importlib.metadata.distributions()):
+        for read_dist, entry_points in _entry_point_dists(group):
             info: _Dist | None = None
-            for ep in dist.entry_points:
-                if ep.group != group or self.get_plugin(ep.name) or self.is_blocked(ep.name):
+            for name, value in entry_points:
+                if self.get_plugin(name) or self.is_blocked(name):
                     continue
-                info = info or _dist_of(dist)
-                if self.lazy and _is_builtin_entry_point(ep.name, ep.value, info):
-                    self.pending.setdefault(ep.name, _Pending(ep.name, ep.value, ep, info))
+                info = info or read_dist()
+                if self.lazy and _is_builtin_entry_point(name, value, info):
+                    self.pending.setdefault(name, _Pending(name, value, True, info))
                     continue
-                count += self._load(ep.name, ep.value, ep.load, info, ep)
+                count += self._load(name, value, lambda v=value: _load_value(v), info, True)
         return count
 
-    def _load(self, name: str, value: str, load: Any, info: _Dist | None, ep: Any) -> int:
+    def _load(self, name: str, value: str, load: Any, info: _Dist | None, from_metadata: bool) -> int:
         """Import and register one plugin; 1 if it worked, 0 (and a warning) if not."""
         try:
             plugin = load()
@@ -195,7 +296,7 @@ class PluginManager(pluggy.PluginManager):
             return 0
         finally:
             ensure_if_imported()  # a plugin that imported structlog logs as configured
-        if ep is not None and info is not None:
+        if from_metadata and info is not None:
             self._loaded.append((plugin, info))
         return 1
 
@@ -207,7 +308,9 @@ class PluginManager(pluggy.PluginManager):
             if pending is None:
                 continue
             module = pending.value
-            if self._load(name, module, lambda m=module: importlib.import_module(m), pending.dist, pending.entry_point):
+            if self._load(
+                name, module, lambda m=module: importlib.import_module(m), pending.dist, pending.from_metadata
+            ):
                 done.append(name)
         return done
 

@@ -13,7 +13,6 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import attrs
@@ -176,6 +175,8 @@ class MergeReport:
 
 
 def _own_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # (a report only: start-up)
+
     try:
         return version("vwmerge")
     except PackageNotFoundError:  # pragma: no cover - a source tree without package metadata
