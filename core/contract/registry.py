@@ -21,7 +21,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import attrs
@@ -225,7 +225,7 @@ def _entry_point_dists(group: str) -> Iterator[_Found]:
             except OSError:  # no entry points (or a PKG-INFO file named *.egg-info)
                 continue
             if found:
-                yield (lambda path=path: _read_dist(path)), found
+                yield partial(_read_dist, path), found
 
 
 def _entry_point_dists_from_metadata(group: str) -> Iterator[_Found]:
@@ -234,7 +234,7 @@ def _entry_point_dists_from_metadata(group: str) -> Iterator[_Found]:
     for dist in list(importlib.metadata.distributions()):
         found = [(ep.name, ep.value) for ep in dist.entry_points if ep.group == group]
         if found:
-            yield (lambda dist=dist: _dist_of(dist)), found
+            yield partial(_dist_of, dist), found
 
 
 @attrs.frozen
