@@ -470,7 +470,7 @@ class Registry:
     def implements(self, hook: str, entry: StackEntry) -> bool:
         key = (hook, entry.plugin)
         found = self._implements.get(key)
-        if found is None:  # remembered: the plugins are fixed when the registry is made
+        if found is None:  # remembered: a plugin imported later only adds keys
             if entry.plugin in self._pending:  # an entry from elsewhere (another registry, a plan)
                 self._load_pending([entry.plugin])
             owner = self.pm.get_plugin(entry.plugin)
