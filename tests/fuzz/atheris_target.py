@@ -28,7 +28,7 @@ import atheris  # noqa: E402
 with atheris.instrument_imports():
     import vwmerge
 
-    vwmerge.default_registry()  # imports every plugin module (entry points) under instrumentation
+    vwmerge.default_registry().plugins()  # imports every plugin module (entry points) under instrumentation
 
 import harness  # noqa: E402
 
