@@ -121,6 +121,33 @@ def _refuse_irregular(mode: int, label: str) -> None:
         raise VWMergeError(f"is {kind}, not a regular file; only regular files are read as models", source=label)
 
 
+@contextlib.contextmanager
+def _opened(path: str, label: str) -> Iterator[tuple[int, int]]:
+    """A regular, non-empty local file opened read-only: (descriptor, size), closed on exit.
+
+    FIFOs, devices, directories and sockets are refused from their ``stat`` before anything
+    could block on them; the file is opened non-blocking and checked again by ``fstat`` (it
+    could have been replaced in between). Every problem is one :class:`VWMergeError` naming
+    ``label``.
+    """
+    try:
+        _refuse_irregular(os.stat(path).st_mode, label)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise os_error(e, label) from None
+    try:
+        try:
+            st = os.fstat(fd)
+        except OSError as e:
+            raise os_error(e, label) from None
+        _refuse_irregular(st.st_mode, label)
+        if st.st_size == 0:
+            raise ModelFormatError("empty file, not a VW model", source=label)
+        yield fd, st.st_size
+    finally:
+        os.close(fd)
+
+
 def map_file(path: str, label: str, *, populate: bool = False) -> memoryview:
     """The one way vwmerge opens a local model file: mapped read-only, never read into memory.
 
@@ -131,22 +158,11 @@ def map_file(path: str, label: str, *, populate: bool = False) -> memoryview:
     :class:`VWMergeError` naming ``label`` (what the user gave): no such file, permission
     denied, a symlink loop, not a regular file, empty, no address space left to map it.
     """
-    try:
-        _refuse_irregular(os.stat(path).st_mode, label)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError as e:
-        raise os_error(e, label) from None
-    try:
-        st = os.fstat(fd)
-        _refuse_irregular(st.st_mode, label)
-        if st.st_size == 0:
-            raise ModelFormatError("empty file, not a VW model", source=label)
-        flags = mmap.MAP_SHARED | (_POPULATE if populate else 0)
-        mm = mmap.mmap(fd, 0, flags=flags, prot=mmap.PROT_READ)
-    except OSError as e:
-        raise os_error(e, label) from None
-    finally:
-        os.close(fd)
+    with _opened(path, label) as (fd, _):
+        try:
+            mm = mmap.mmap(fd, 0, flags=mmap.MAP_SHARED | (_POPULATE if populate else 0), prot=mmap.PROT_READ)
+        except OSError as e:
+            raise os_error(e, label) from None
     return memoryview(mm)
 
 
@@ -156,30 +172,20 @@ def read_whole(path: str, label: str, limit: int) -> bytes | None:
     about its size, where mapping costs a page table entry, a page and more system calls. The
     same checks and errors as :func:`map_file` (the file's ``stat`` is taken before it is
     opened, so nothing can block on a FIFO or a device)."""
-    try:
-        _refuse_irregular(os.stat(path).st_mode, label)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError as e:
-        raise os_error(e, label) from None
-    try:
-        st = os.fstat(fd)
-        _refuse_irregular(st.st_mode, label)
-        if st.st_size == 0:
-            raise ModelFormatError("empty file, not a VW model", source=label)
-        if st.st_size > limit:
+    with _opened(path, label) as (fd, size):
+        if size > limit:
             return None
         chunks = []
-        left = st.st_size
-        while left > 0:  # a file that shrinks as it is read ends early: the parse names what is cut
-            chunk = os.read(fd, left)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-    except OSError as e:
-        raise os_error(e, label) from None
-    finally:
-        os.close(fd)
+        left = size
+        try:
+            while left > 0:  # a file that shrinks as it is read ends early: the parse names what is cut
+                chunk = os.read(fd, left)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+        except OSError as e:
+            raise os_error(e, label) from None
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
