@@ -15,6 +15,8 @@ from .contract.context import MergeContext, ModelWeights, NextPass, PartialConte
 from .contract.registry import Registry, default_registry, hookimpl
 from .contract.sectionio import SectionIO
 from .contract.stack import VW_SETUP_ORDER, ModelInfo, ReductionSpec, StackEntry, rank_of
+from .engine.lockstep import RowBlock, walk_rows
+from .engine.pages import prefetch_pages, release_pages
 from .engine.rowsums import RowSums, add_at, allocate
 from .errors import IncompatibleModelsError, MergeError, ModelFormatError, PluginError, VWMergeError
 from .format.binio import Reader, Writer
@@ -38,6 +40,7 @@ __all__ = [
     "Reader",
     "ReductionSpec",
     "Registry",
+    "RowBlock",
     "RowSums",
     "SectionIO",
     "StackEntry",
@@ -49,6 +52,9 @@ __all__ = [
     "allocate",
     "default_registry",
     "hookimpl",
+    "prefetch_pages",
     "rank_of",
+    "release_pages",
     "union_sorted",
+    "walk_rows",
 ]

@@ -31,13 +31,17 @@ from vwmerge.plugin import (
     Options,
     PartialContext,
     ReductionSpec,
+    RowBlock,
     RowSums,
     SectionIO,
     StackEntry,
     WeightTable,
+    add_at,
     align,
     hookimpl,
     rank_of,
+    release_pages,
+    walk_rows,
 )
 
 GD_OPTIONS = (
@@ -430,23 +434,31 @@ def _diff_online(a: OnlineState, b: OnlineState, sign: int) -> OnlineState:
     )  # fmt: skip
 
 
-@hookimpl
-def vwmerge_subtract(reduction: StackEntry, state: GdState, base: GdState, context: MergeContext) -> GdState:
+def _check_base_resume(state: GdState, base: GdState) -> None:
     if state.resume != base.resume:
         raise IncompatibleModelsError("the base model and the models differ in save_resume/predict-only")
+
+
+def _delta_online(state: OnlineState | None, base: OnlineState | None) -> OnlineState | None:
+    """The online state of ``state − base`` (None unless both have one)."""
+    if state is None or base is None:
+        return None
+    online = _diff_online(state, base, -1)
+    # t of a delta counts examples only; the base keeps initial_t. The delta's weights are
+    # already truncated (trunc_materialize), so its l1/l2 state is neutral (else merge truncates twice).
+    return attrs.evolve(
+        online,
+        t=online.t + float(np.float32(online.initial_t)),
+        l1_state=None if online.l1_state is None else 0.0,
+        l2_state=None if online.l2_state is None else 1.0,
+    )
+
+
+@hookimpl
+def vwmerge_subtract(reduction: StackEntry, state: GdState, base: GdState, context: MergeContext) -> GdState:
+    _check_base_resume(state, base)
     table = combine_tables(trunc_materialize(state.table, state.online), trunc_materialize(base.table, base.online), -1)
-    online = None
-    if state.online is not None and base.online is not None:
-        online = _diff_online(state.online, base.online, -1)
-        # t of a delta counts examples only; the base keeps initial_t. The delta's weights are
-        # already truncated above, so its l1/l2 state is neutral (else merge truncates twice).
-        online = attrs.evolve(
-            online,
-            t=online.t + float(np.float32(online.initial_t)),
-            l1_state=None if online.l1_state is None else 0.0,
-            l2_state=None if online.l2_state is None else 1.0,
-        )
-    return GdState(state.resume, online, table)
+    return GdState(state.resume, _delta_online(state.online, base.online), table)
 
 
 @hookimpl
@@ -500,16 +512,44 @@ def _rows_mode(weights: ModelWeights, resume: bool, columns: tuple[str, ...]) ->
     return "adaptive" if resume and "adaptive" in columns else "simple"
 
 
+#: An exact merge holds at most this many inputs, mapped but not yet summed, to walk their rows in
+#: lock step when it finalizes (one pass over the rows); past this it sums what it holds and
+#: goes on input by input as before (the exact adaptive path then takes a second pass). Each
+#: held input keeps its file mapped (and a file descriptor open).
+HOLD_MAX_INPUTS = 256
+#: ... and at most this many bytes of held rows that are copies in memory rather than views of
+#: a mapped file (--sparse_weights files, sorted when read; rows with pending truncation).
+HOLD_MAX_MEMORY = 1 << 30
+#: In the walk, an input covering at least 1/_EXPAND of a block's positions is spread over all of
+#: them (contiguous arithmetic, zeros where it has no row) rather than indexed row by row.
+_EXPAND = 2
+
+
+@attrs.frozen(eq=False)
+class Held:
+    """An input an exact merge holds for the lock-step walk: its position and its rows
+    (ascending; views of its mapped file, or a copy of ``memory`` bytes)."""
+
+    index: int
+    rows: tuple[np.ndarray, np.ndarray]
+    memory: int
+
+
 @attrs.frozen(eq=False)
 class GdPartial:
     """Some inputs merged: their row sums and the per-input facts the final state needs.
 
-    A partial of one input holds its ``rows`` (index, values; views of its mapped file): they are
-    summed into the accumulators, a block at a time, when the partial is combined or finalized.
-    ``sums`` accumulators per mode: ``weighted`` Σwᵢθᵢ per column (float64); ``simple`` Σ
-    f32(pᵢθᵢ) per column (float32, exact) or Σpᵢθᵢ (float64); ``adaptive`` exact pass 0: A = Σaᵢ
-    (float32, VW's order), exact pass 1: Σ f32(θᵢ·aᵢ/A) per column (Σ f32(θᵢ·pᵢ) where A = 0);
-    associative: A, Σaᵢθᵢ per column, then Σpᵢθᵢ per column for the rows where A = 0 (float64).
+    Exactly one of ``sums``, ``rows``, ``held`` is set. A partial of one input holds its
+    ``rows`` (index, values; views of its mapped file): they are summed into the accumulators, a
+    block at a time, when the partial is combined or finalized. In an exact merge's first pass
+    the inputs are ``held`` instead (unsummed, their pages released), and finalize walks all
+    their rows in lock step (:func:`vwmerge.plugin.walk_rows`): one pass over the rows, on every
+    core. ``base_rows`` (base mode, held inputs): the base's rows; each input's delta is taken
+    a block at a time. ``sums`` accumulators per mode: ``weighted`` Σwᵢθᵢ per column (float64);
+    ``simple`` Σ f32(pᵢθᵢ) per column (float32, exact) or Σpᵢθᵢ (float64); ``adaptive`` exact
+    pass 0: A = Σaᵢ (float32, VW's order), exact pass 1: Σ f32(θᵢ·aᵢ/A) per column (Σ f32(θᵢ·pᵢ)
+    where A = 0); associative: A, Σaᵢθᵢ per column, then Σpᵢθᵢ per column for the rows where
+    A = 0 (float64).
     """
 
     resume: bool
@@ -520,6 +560,8 @@ class GdPartial:
     bits: int
     sums: RowSums | None
     rows: tuple[np.ndarray, np.ndarray] | None = None
+    held: tuple[Held, ...] = ()
+    base_rows: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _sorted_rows(table: WeightTable) -> tuple[np.ndarray, np.ndarray]:
@@ -548,6 +590,19 @@ def _vw_adaptive_scaled(values: np.ndarray, ai: int, totals: np.ndarray, p: np.f
     return out
 
 
+def _vw_adaptive_scaled_columns(columns: np.ndarray, ai: int, totals: np.ndarray, p: np.float32) -> np.ndarray:
+    """:func:`_vw_adaptive_scaled` of rows given as columns × rows: the same operations on every
+    element (f32(θ·f32(a/A)), f32(θ·p) where A = 0), without a row index."""
+    ok = totals > 0
+    all_ok = bool(ok.all())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.divide(columns[ai], totals if all_ok else np.where(ok, totals, np.float32(1)), dtype=np.float32)
+    out = np.multiply(columns, ratio, dtype=np.float32)
+    if not all_ok:
+        np.copyto(out, np.multiply(columns, p, dtype=np.float32), where=~ok)
+    return out
+
+
 def _scaled_columns(values: np.ndarray, factor: Any, dtype: Any) -> np.ndarray:
     """factor·θ for every column, columns × rows, computed in ``dtype``."""
     out = np.empty((values.shape[1], len(values)), dtype)
@@ -571,19 +626,21 @@ def _adaptive_statistics(values: np.ndarray, ai: int, p: float) -> np.ndarray:
 Contribution = Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
 
 
-def _contribution(partial: GdPartial, context: PartialContext) -> tuple[Contribution, int, Any]:
-    """What input ``partial.first`` adds to the accumulators: (function of a block of its rows,
-    number of accumulators, their dtype). The same decisions as vwmerge_merge, per input."""
-    columns, k, w = partial.columns, len(partial.columns), context.weights
+def _contribution(
+    index: int, resume: bool, columns: tuple[str, ...], context: PartialContext
+) -> tuple[Contribution, int, Any]:
+    """What input ``index`` adds to the accumulators: (function of a block of its rows, number of
+    accumulators, their dtype). The same decisions as vwmerge_merge, per input."""
+    k, w = len(columns), context.weights
     ai = columns.index("adaptive") if "adaptive" in columns else -1
-    mode = _rows_mode(w, partial.resume, columns)
+    mode = _rows_mode(w, resume, columns)
     if mode == "weighted":
-        factor = float(w.values[partial.first])
+        factor = float(w.values[index])
         return (lambda _, v, __: _scaled_columns(v, factor, np.float64)), k, np.float64
     if mode == "simple":  # VW's float32 weights; exactly: f32(θ·p) in float32
-        dtype, p = (np.float32 if context.exact else np.float64), w.vw_f32[partial.first]
+        dtype, p = (np.float32 if context.exact else np.float64), w.vw_f32[index]
         return (lambda _, v, __: _scaled_columns(v, p, dtype)), k, dtype
-    p32 = w.vw_f32[partial.first]
+    p32 = w.vw_f32[index]
     if not context.exact:
         p64 = float(p32)
         return (lambda _, v, __: _adaptive_statistics(v, ai, p64)), 1 + 2 * k, np.float64
@@ -593,13 +650,125 @@ def _contribution(partial: GdPartial, context: PartialContext) -> tuple[Contribu
     return (lambda r, v, pos: _vw_adaptive_scaled(v, ai, totals.lookup(r, positions=pos), p32)), k, np.float32
 
 
-def _summed(partial: GdPartial, context: PartialContext) -> tuple[RowSums, bool]:
-    """The partial's accumulators, and whether they were made here (so may be updated in place)."""
+def _delta_rows(rows: tuple[np.ndarray, np.ndarray], base_rows: tuple[np.ndarray, np.ndarray], bits: int,
+                columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """A held input's rows minus the base's, whole (what vwmerge_subtract gives)."""
+    mine = WeightTable(*rows, bits, columns, ascending=True)
+    theirs = WeightTable(*base_rows, bits, columns, ascending=True)
+    return _sorted_rows(combine_tables(mine, theirs, -1))
+
+
+def _inputs(partial: GdPartial) -> list[tuple[int, tuple[np.ndarray, np.ndarray]]]:
+    """The unsummed inputs of a partial (position, rows): its own rows, or the ones it holds;
+    in base mode their deltas from the base."""
+    if partial.rows is not None:
+        return [(partial.first, partial.rows)]
+    if partial.base_rows is None:
+        return [(h.index, h.rows) for h in partial.held]
+    base = partial.base_rows
+    return [(h.index, _delta_rows(h.rows, base, partial.bits, partial.columns)) for h in partial.held]
+
+
+def _summed(partial: GdPartial, context: PartialContext, sums: RowSums | None = None,
+            in_place: bool = False) -> tuple[RowSums, bool]:  # fmt: skip
+    """``sums`` (default: none yet) plus the partial's accumulators, and whether the result was
+    made here (so may be updated in place). The partial's own sums are never modified."""
+    fresh = False
     if partial.sums is not None:
-        return partial.sums, False
-    assert partial.rows is not None
-    fn, m, dtype = _contribution(partial, context)
-    return RowSums.empty(partial.bits, m, dtype).accumulate(*partial.rows, fn, in_place=True), True
+        if sums is None:
+            return partial.sums, False
+        return sums.combine(partial.sums, in_place=in_place), True  # in place, or a new copy
+    for index, rows in _inputs(partial):
+        fn, m, dtype = _contribution(index, partial.resume, partial.columns, context)
+        if sums is None:
+            sums, in_place, fresh = RowSums.empty(partial.bits, m, dtype), True, True
+        sums = sums.accumulate(*rows, fn, in_place=in_place)
+        in_place = True
+    assert sums is not None  # a partial has sums, rows or held inputs
+    return sums, fresh or in_place
+
+
+def _holding(context: PartialContext) -> bool:
+    """Whether partials hold their inputs for the lock-step walk (exact merges, first pass)."""
+    return context.exact and context.pass_index == 0
+
+
+def _in_memory(rows: tuple[np.ndarray, np.ndarray]) -> int:
+    """Bytes of rows that are copies in memory (views of a mapped file cost none)."""
+    return sum(a.nbytes for a in rows if a.flags.owndata)
+
+
+def _walked(partial: GdPartial, context: PartialContext) -> WeightTable:
+    """The merged rows of the inputs ``partial`` holds, every input's rows walked in lock step a
+    block at a time: per block A = Σaᵢ and the contributions on the adaptive path (input order,
+    from +0.0, float32: the same operations, in the same order, as the two passes), the sums
+    elsewhere; in base mode each input's delta f32(θᵢ − θ_b) over its and the base's rows."""
+    columns, k, w = partial.columns, len(partial.columns), context.weights
+    mode = _rows_mode(w, partial.resume, columns)
+    ai = columns.index("adaptive") if mode == "adaptive" else -1
+    dtype = np.float64 if mode == "weighted" else np.float32
+    held, base = partial.held, partial.base_rows
+    n = len(held)
+    factors = [float(w.values[h.index]) if mode == "weighted" else w.vw_f32[h.index] for h in held]
+    sources = [h.rows for h in held] + ([base] if base is not None else [])
+
+    def expanded(block: RowBlock, i: int) -> np.ndarray:
+        """Source i's rows in the block as columns × block.size, 0 where it has no row."""
+        pos, vals = block.positions(i), block.rows(i)[1]
+        if len(pos) == block.size:  # every position: its rows are the block (sorted, unique)
+            return np.ascontiguousarray(vals.T)
+        cols = np.zeros((k, block.size), np.float32)
+        for j in range(k):
+            cols[j][pos] = vals[:, j]
+        return cols
+
+    def block_inputs(block: RowBlock) -> list[tuple[np.ndarray | None, np.ndarray]]:
+        """Each input in the block: (positions, rows × columns) where it covers few of the
+        block's positions, else (None, columns × block.size) with zeros where it has no row
+        (a zero row adds +0, which changes no sum, as the finish writes -0 as +0). In base mode
+        the delta f32(θᵢ − θ_b) over every position (0 − θ_b where only the base has the row)."""
+        if base is not None:
+            theirs = expanded(block, n)
+            return [(None, np.subtract(expanded(block, i), theirs, dtype=np.float32)) for i in range(n)]
+        out: list[tuple[np.ndarray | None, np.ndarray]] = []
+        for i in range(n):
+            start, stop = block.cuts[i]
+            if _EXPAND * (stop - start) >= block.size:
+                out.append((None, expanded(block, i)))
+            else:
+                out.append((block.positions(i), block.rows(i)[1]))
+        return out
+
+    def merge_block(block: RowBlock) -> np.ndarray:
+        with np.errstate(all="ignore"):  # (a block thread: non-finite rows are the core's to report)
+            return merged_block(block)
+
+    def merged_block(block: RowBlock) -> np.ndarray:
+        items = block_inputs(block)
+        out = np.zeros((k, block.size), dtype)
+        if mode == "adaptive":
+            total = np.zeros(block.size, np.float32)
+            for pos, vals in items:
+                if pos is None:
+                    np.add(total, vals[ai], out=total)
+                else:
+                    add_at(total, pos, vals[:, ai])
+            for (pos, vals), p in zip(items, factors, strict=True):
+                if pos is None:
+                    np.add(out, _vw_adaptive_scaled_columns(vals, ai, total, p), out=out)
+                    continue
+                for j, col in enumerate(_vw_adaptive_scaled(vals, ai, total[pos], p)):
+                    add_at(out[j], pos, col)
+            return out
+        for (pos, vals), f in zip(items, factors, strict=True):
+            if pos is None:
+                np.add(out, np.multiply(vals, f, dtype=dtype), out=out)
+                continue
+            for j, col in enumerate(_scaled_columns(vals, f, dtype)):
+                add_at(out[j], pos, col)
+        return out
+
+    return walk_rows(sources, partial.bits, columns, merge_block)
 
 
 def _adaptive_final(columns: tuple[str, ...]) -> Any:
@@ -618,6 +787,15 @@ def _adaptive_final(columns: tuple[str, ...]) -> Any:
     return final
 
 
+def _finalized(reduction: StackEntry, partial: GdPartial, table: WeightTable, context: PartialContext) -> GdState:
+    if partial.pending:
+        context.warn(reduction, TRUNCATION_APPLIED)
+    online = None
+    if partial.resume:
+        online = merge_online([o for _, o in sorted(partial.onlines, key=lambda item: item[0])])
+    return GdState(partial.resume, online, table)
+
+
 @hookimpl
 def vwmerge_merge_partial(
     reduction: StackEntry, state: GdState, weight: float, index: int, context: PartialContext
@@ -625,7 +803,32 @@ def vwmerge_merge_partial(
     table = trunc_materialize(state.table, state.online)
     online = ((index, state.online),) if state.online is not None else ()
     pending = state.online is not None and state.online.pending_truncation
-    return GdPartial(state.resume, index, online, pending, table.columns, table.bits, None, _sorted_rows(table))
+    rows = _sorted_rows(table)
+    if _holding(context):
+        release_pages(*rows)  # held unread until finalize walks it, a block at a time
+        held = (Held(index, rows, _in_memory(rows)),)
+        return GdPartial(state.resume, index, online, pending, table.columns, table.bits, None, held=held)
+    return GdPartial(state.resume, index, online, pending, table.columns, table.bits, None, rows)
+
+
+@hookimpl
+def vwmerge_merge_partial_delta(
+    reduction: StackEntry, state: GdState, base: GdState, weight: float, index: int, context: PartialContext
+) -> GdPartial:
+    """Base mode: the partial of ``state − base``. Held inputs keep their rows and the base's,
+    and the walk takes each delta a block at a time; otherwise the delta is taken whole."""
+    if not _holding(context):
+        delta = vwmerge_subtract(reduction, state, base, context)
+        return vwmerge_merge_partial(reduction, delta, weight, index, context)
+    _check_base_resume(state, base)
+    rows = _sorted_rows(trunc_materialize(state.table, state.online))
+    base_rows = _sorted_rows(trunc_materialize(base.table, base.online))
+    release_pages(*rows)
+    online = _delta_online(state.online, base.online)
+    held = (Held(index, rows, _in_memory(rows)),)
+    onlines = ((index, online),) if online is not None else ()
+    cols, bits = state.table.columns, state.table.bits
+    return GdPartial(state.resume, index, onlines, False, cols, bits, None, held=held, base_rows=base_rows)
 
 
 @hookimpl
@@ -634,30 +837,28 @@ def vwmerge_merge_combine(
 ) -> GdPartial:
     if left.resume != right.resume:
         raise _resume_mismatch(right.first, right.resume, left.first, context)
-    sums, fresh = _summed(left, context)
-    if right.rows is not None:
-        fn, _, _ = _contribution(right, context)
-        sums = sums.accumulate(*right.rows, fn, in_place=fresh or context.in_place)
-    else:
-        assert right.sums is not None
-        sums = sums.combine(right.sums, in_place=fresh or context.in_place)
-    return GdPartial(
-        left.resume, min(left.first, right.first), left.onlines + right.onlines, left.pending or right.pending,
-        left.columns, left.bits, sums,
-    )  # fmt: skip
+    first, onlines = min(left.first, right.first), left.onlines + right.onlines
+    pending = left.pending or right.pending
+    if left.held and right.held:
+        held = left.held + right.held
+        if len(held) <= HOLD_MAX_INPUTS and sum(h.memory for h in held) <= HOLD_MAX_MEMORY:
+            return GdPartial(
+                left.resume, first, onlines, pending, left.columns, left.bits, None, held=held,
+                base_rows=left.base_rows if left.base_rows is not None else right.base_rows,
+            )  # fmt: skip
+    # Summed: one input at a time (or past the holding limits: what is held is summed now).
+    sums, fresh = _summed(left, context, in_place=context.in_place)
+    sums, _ = _summed(right, context, sums, in_place=fresh or context.in_place)
+    return GdPartial(left.resume, first, onlines, pending, left.columns, left.bits, sums)
 
 
 @hookimpl
 def vwmerge_merge_finalize(reduction: StackEntry, partial: GdPartial, context: PartialContext) -> GdState | NextPass:
+    if partial.held and partial.sums is None and _holding(context):
+        return _finalized(reduction, partial, _walked(partial, context), context)  # one pass
     sums, _ = _summed(partial, context)
     mode = _rows_mode(context.weights, partial.resume, partial.columns)
     if mode == "adaptive" and context.exact and context.pass_index == 0:
         return NextPass(sums)  # pass 1 scales each input by these float32 totals A
     final = _adaptive_final(partial.columns) if mode == "adaptive" and not context.exact else np.asarray
-    table = sums.finish(final, partial.columns)
-    if partial.pending:
-        context.warn(reduction, TRUNCATION_APPLIED)
-    online = None
-    if partial.resume:
-        online = merge_online([o for _, o in sorted(partial.onlines, key=lambda item: item[0])])
-    return GdState(partial.resume, online, table)
+    return _finalized(reduction, partial, sums.finish(final, partial.columns), context)

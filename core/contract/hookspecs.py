@@ -82,17 +82,38 @@ def vwmerge_merge_partial(reduction: StackEntry, state: Any, weight: float, inde
     merge streams; every other reduction is read whole and merged by :func:`vwmerge_merge`, and
     the core never calls the three partial hooks for it. Implement this with
     :func:`vwmerge_merge_combine` and :func:`vwmerge_merge_finalize` so that ``vwmerge merge``
-    never holds more than two inputs at a time and ``--jobs``/dask can merge
-    groups of inputs anywhere and combine the results in any grouping. ``state`` is input
-    ``index``'s state (its delta from the base in base mode); ``weight`` is
-    ``context.weights.values[index]``. The partial may keep views into ``state`` (gd keeps the
-    mapped rows and sums them when combining): the input stays mapped until its partial has been
-    combined, which the core does before it reads another input. ``context`` is a
-    :class:`vwmerge.plugin.PartialContext`: ``exact`` asks for the sequential merge's exact
+    never loads every input at once and ``--jobs``/dask can merge groups of inputs anywhere and
+    combine the results in any grouping. ``state`` is input
+    ``index``'s state (in base mode its delta from the base, unless the plugin implements
+    :func:`vwmerge_merge_partial_delta`); ``weight`` is ``context.weights.values[index]``. The
+    partial may keep views into ``state`` (gd keeps the mapped rows): an input's file stays
+    mapped as long as a partial refers to it, so a partial may hold its input until finalize
+    (gd's exact merge holds up to a limit of inputs and walks them in lock step, see
+    :func:`vwmerge.plugin.walk_rows`); one that does should release the pages it is done with
+    (:func:`vwmerge.plugin.release_pages`) so memory does not grow with the inputs. ``context``
+    is a :class:`vwmerge.plugin.PartialContext`: ``exact`` asks for the sequential merge's exact
     rounding (inputs arrive in order and are combined left to right), otherwise combining must be
     associative (float64 sums, say); ``pass_index``/``prior`` are for multi-pass merges (see
     :func:`vwmerge_merge_finalize`). Without these hooks the core falls back to
     :func:`vwmerge_merge`, loading every input's state at once.
+    """
+
+
+@hookspec(firstresult=True)
+def vwmerge_merge_partial_delta(
+    reduction: StackEntry, state: Any, base: Any, weight: float, index: int, context: PartialContext
+) -> Any:
+    """Optional, base learners in base mode: the partial result of ``state − base``.
+
+    A streamed base-mode merge calls this hook, when the plugin implements it, with each input's
+    state and the base's state (read once for the whole merge), instead of
+    :func:`vwmerge_subtract` followed by :func:`vwmerge_merge_partial`: the plugin can then take
+    the difference a block of rows at a time rather than build every input's whole delta. The
+    result must be the partial :func:`vwmerge_merge_partial` would give for
+    ``vwmerge_subtract(state, base)``, combined and finalized by the same hooks (gd does this;
+    ``--jobs``/dask workers call it too; every pass of a multi-pass merge does). Arguments as for
+    :func:`vwmerge_merge_partial`. The plugin still needs :func:`vwmerge_subtract` and
+    :func:`vwmerge_add` (the plan merges deltas only for a reduction that has both).
     """
 
 

@@ -209,6 +209,15 @@ class StreamPlan:
             raise VWMergeError("the file changed while it was being merged", source=ref.source)
         return ws.states[self.entry]
 
+    def deltas_in_partials(self, registry: Registry, context: PartialContext) -> bool:
+        """Base mode with a plugin that takes each input's delta itself
+        (``vwmerge_merge_partial_delta``): the inputs go to it as they are, with the base."""
+        return self.base is not None and registry.implements("vwmerge_merge_partial_delta", self.stack_entry(context))
+
+    def base_state(self, registry: Registry) -> Any:
+        """The base model's state of this reduction (its rows mapped), None without a base."""
+        return self._state(self.base, registry) if self.base is not None else None
+
     def states(
         self,
         registry: Registry,
@@ -216,24 +225,43 @@ class StreamPlan:
         context: PartialContext,
         advance: Advance | None = None,
         digests: Digests | None = None,
+        *,
+        base: Any = None,
     ) -> Iterator[tuple[int, Any]]:
-        """Input states one at a time (deltas from the base in base mode), each read when asked for
-        (this generator keeps no state it has handed out once the next is asked for).
+        """Input states one at a time, each read when asked for (this generator keeps no state it
+        has handed out once the next is asked for). In base mode each is its delta from the base
+        (``vwmerge_subtract``; the base read here, or ``base`` if given) unless
+        :meth:`deltas_in_partials`: then the states as they are.
 
         With :attr:`digest` and ``digests``, the first pass records each input's digest there
         (later passes read the same bytes again and hash nothing).
         """
         entry = self.stack_entry(context)
-        base = self._state(self.base, registry) if self.base is not None else None
+        subtract = self.base is not None and not self.deltas_in_partials(registry, context)
+        if subtract and base is None:
+            base = self.base_state(registry)
         record = digests if self.digest and context.pass_index == 0 else None
         for i in indices:
             state = self._state(self.inputs[i], registry, record, i)
-            if base is not None:
+            if subtract:
                 state = registry.call("vwmerge_subtract", entry, state=state, base=base, context=context)
             yield i, state
             del state
             if advance is not None:
                 advance(self.sizes[i])
+
+    def fold(
+        self, registry: Registry, indices: Iterable[int], context: PartialContext,
+        advance: Advance | None = None, digests: Digests | None = None, *, base: Any = None,
+    ) -> Any:  # fmt: skip
+        """The inputs ``indices`` folded in order into one partial result (:func:`fold`), read in
+        the background when that pays; ``base``: the base's state, if already read."""
+        if self.base is not None and base is None:
+            base = self.base_state(registry)
+        states = self.states(registry, indices, context, advance, digests, base=base)
+        partial_base = base if self.deltas_in_partials(registry, context) else None
+        return fold(registry, self.stack_entry(context), context, read_ahead(states, enabled=self.read_ahead),
+                    base=partial_base)  # fmt: skip
 
 
 _END = object()
@@ -289,9 +317,8 @@ def fold_group(plan: StreamPlan, indices: Sequence[int], pass_index: int, prior:
     registry = default_registry()
     ctx = plan.context(registry, pass_index=pass_index, prior=prior, in_place=True)
     digests: Digests = {}
-    states = read_ahead(plan.states(registry, indices, ctx, digests=digests), enabled=plan.read_ahead)
     with quiet_arithmetic(plan):
-        return fold(registry, plan.stack_entry(ctx), ctx, states), digests
+        return plan.fold(registry, indices, ctx, digests=digests), digests
 
 
 def fold_group_sharing(
@@ -361,7 +388,9 @@ def _counted_passes(ctx: PartialContext, one_pass: Callable[[PartialContext], An
 
 
 class LocalExecutor:
-    """Sequential, in this process, inputs in order: the exact merge, two inputs mapped at most."""
+    """Sequential, in this process, inputs in order: the exact merge. The inputs mapped at once
+    are what the plugin's partials hold (gd: up to a limit, their pages released as they are
+    walked); the base model is read once for every pass."""
 
     name = "local"
     parallel = False
@@ -370,11 +399,11 @@ class LocalExecutor:
         ctx = plan.context(registry, in_place=True)
         entry = plan.stack_entry(ctx)
         digests: Digests = {}
+        base = plan.base_state(registry)
 
         def one_pass(c: PartialContext) -> Any:
             with progress.task(_label(plan, c), sum(plan.sizes)) as advance:
-                states = plan.states(registry, range(plan.count), c, advance, digests)
-                acc = fold(registry, entry, c, read_ahead(states, enabled=plan.read_ahead))
+                acc = plan.fold(registry, range(plan.count), c, advance, digests, base=base)
             return finalize(registry, entry, acc, c)
 
         return _counted_passes(ctx, one_pass, digests)

@@ -25,19 +25,30 @@ def supports_partial(registry: Registry, entry: StackEntry) -> bool:
     return all(registry.implements(hook, entry) for hook in PARTIAL_HOOKS)
 
 
-def fold(registry: Registry, entry: StackEntry, context: PartialContext, inputs: Iterable[tuple[int, Any]]) -> Any:
+def fold(
+    registry: Registry, entry: StackEntry, context: PartialContext, inputs: Iterable[tuple[int, Any]],
+    base: Any = None,
+) -> Any:  # fmt: skip
     """Left fold of one pass: each ``(index, state)`` becomes a partial, combined in order.
 
-    A state is dropped as soon as its partial exists and a partial as soon as it is combined,
-    so with a lazy ``inputs`` at most two inputs are alive (the first partial waits for the
-    second input), whatever their number.
+    With ``base`` (base mode, a plugin with ``vwmerge_merge_partial_delta``) each partial is of
+    the state's difference from ``base``, which the plugin takes. A state is dropped as soon as
+    its partial exists and a partial as soon as it is combined; what stays alive is what the
+    plugin's partials keep (gd's exact merge holds its inputs' mapped rows, pages released, up
+    to a limit; see docs/scale.md).
     """
     acc = None
     for index, state in inputs:
-        part = registry.call(
-            "vwmerge_merge_partial", entry, state=state, weight=float(context.weights.values[index]),
-            index=index, context=context,
-        )  # fmt: skip
+        weight = float(context.weights.values[index])
+        if base is not None:
+            part = registry.call(
+                "vwmerge_merge_partial_delta", entry, state=state, base=base, weight=weight, index=index,
+                context=context,
+            )  # fmt: skip
+        else:
+            part = registry.call(
+                "vwmerge_merge_partial", entry, state=state, weight=weight, index=index, context=context
+            )
         del state
         acc = part if acc is None else combine(registry, entry, acc, part, context)
         del part  # combined: its input may go before the next is read

@@ -13,12 +13,15 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import numpy as np
 
 from ..format.weights import WeightTable, row_dtype, union_sorted
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 #: Dense accumulators once the rows cover 1/DENSE_FRACTION of 2^bits: a dense column then costs
 #: at most DENSE_FRACTION times the sparse one's values, saves its 8-byte index, and is indexed
@@ -38,7 +41,7 @@ def _threads() -> ThreadPoolExecutor | None:
     return ThreadPoolExecutor(count, thread_name_prefix="vwmerge") if count > 1 else None
 
 
-def _map(fn: Callable[[int], Any], items: Sequence[int]) -> list[Any]:
+def _map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     """``[fn(x) for x in items]``, side by side on the block threads when there are several."""
     pool = _threads()
     if pool is None or len(items) < 2:

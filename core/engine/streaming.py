@@ -274,9 +274,12 @@ def _merge_files(
 
         executed = execute(prep, merge_entry, base=full_base)
         merged = executed.workspace
+        # A second pass reads every input again but the ones kept from the scan (and, in --jobs
+        # and dask workers, the base; this process reads it once for every pass).
+        again = sum(inputs.sizes) - cache.cached_bytes + (inputs.base_size if ex.parallel else 0)
         merge_phase = Phase(  # the kept inputs were read whole by the scan, and never again
             "merge", time.perf_counter() - start, bytes_read=inputs.total - inputs.heads,
-            bytes_reread=(passes - 1) * (inputs.total - cache.cached_bytes),
+            bytes_reread=(passes - 1) * again,
         )  # fmt: skip
         if digests is not None:  # a file whose rows no step read (none do today): one pass to hash it
             for i, source in enumerate(sources):

@@ -148,6 +148,11 @@ def _opened(path: str, label: str) -> Iterator[tuple[int, int]]:
         os.close(fd)
 
 
+class FileMap(mmap.mmap):
+    """A model file mapped read-only and shared (never anonymous memory): its pages may be
+    released from the process and read back from the page cache (:mod:`vwmerge.engine.pages`)."""
+
+
 def map_file(path: str, label: str, *, populate: bool = False) -> memoryview:
     """The one way vwmerge opens a local model file: mapped read-only, never read into memory.
 
@@ -160,7 +165,7 @@ def map_file(path: str, label: str, *, populate: bool = False) -> memoryview:
     """
     with _opened(path, label) as (fd, _):
         try:
-            mm = mmap.mmap(fd, 0, flags=mmap.MAP_SHARED | (_POPULATE if populate else 0), prot=mmap.PROT_READ)
+            mm = FileMap(fd, 0, flags=mmap.MAP_SHARED | (_POPULATE if populate else 0), prot=mmap.PROT_READ)
         except OSError as e:
             raise os_error(e, label) from None
     return memoryview(mm)
@@ -221,7 +226,7 @@ def mapped(target: str) -> Iterator[memoryview]:
         tmp.flush()
         if tmp.tell() == 0:
             raise VWMergeError("empty file, not a VW model", source=target)
-        mm = mmap.mmap(tmp.fileno(), 0, access=mmap.ACCESS_READ)
+        mm = FileMap(tmp.fileno(), 0, access=mmap.ACCESS_READ)
     yield memoryview(mm)
 
 
