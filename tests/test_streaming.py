@@ -2,7 +2,8 @@
 
 Sequentially it must write exactly the bytes ``vwmerge.merge`` writes (which test_merge_vw
 holds to VW's own merge); with ``--jobs`` it must agree within the float32 bound of
-docs/scale.md; and it must never hold more than one input (two with a base) at a time.
+docs/scale.md; and the inputs it holds at a time stay bounded (gd's exact merge: up to a limit,
+pages released as the rows are walked).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from vwmerge.engine.rowsums import DENSE_FRACTION, RowSums, add_at, allocate
 from vwmerge.engine.streaming import merge_files
 from vwmerge.format.binio import Writer
 from vwmerge.format.weights import row_dtype
-from vwmerge.plugins import cb_adf
+from vwmerge.plugins import cb_adf, gd
 
 #: Five inputs with different data and example counts, so weights and rows differ.
 SEEDS = (21, 22, 23, 24, 25)
@@ -140,14 +141,16 @@ def test_high_bit_sparse_merges_load_in_vw(models: Models, tmp_path: Path, bits:
     assert np.corrcoef(ours, theirs)[0, 1] > 0.5  # a merge of models of the same task predicts alike
 
 
-def test_streaming_never_holds_more_than_two_inputs(
-    models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("limit", [None, 2])
+def test_streaming_reads_each_input_once_and_holds_at_most_the_limit(
+    models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int | None
 ) -> None:
     """Structural memory check: count the inputs whose rows are alive while the merge runs.
 
-    An input's partial result reads its mapped rows until it is combined into the running sum,
-    which happens before the next input is read, except for the first: it is summed when the
-    second arrives. So two inputs at most, whatever N.
+    gd's exact merge holds its inputs (mapped, their pages released) and walks them in lock
+    step when it finalizes: each input is read once. Past ``HOLD_MAX_INPUTS`` it sums what it
+    holds and goes on input by input, with the second pass of the adaptive path: then at most
+    the limit plus the input being combined are alive, whatever N. Same bytes either way.
     """
     paths = _inputs(models, "")
     live: set[int] = set()
@@ -166,14 +169,21 @@ def test_streaming_never_holds_more_than_two_inputs(
 
         return counting
 
+    if limit is not None:
+        monkeypatch.setattr(gd, "HOLD_MAX_INPUTS", limit)
     # an input's rows are read by load, or by reload when its header is known from the scan
     monkeypatch.setattr(executors, "load", instrumented(executors.load))
     monkeypatch.setattr(executors, "reload", instrumented(executors.reload))
     # no parsed state kept from the scan (cache_bytes=0): every input's rows are read while streaming
-    merge_files(paths, tmp_path / "merged.model", progress=False, cache_bytes=0)
-    assert loads >= len(paths)  # every input read again, once per pass over the rows
-    assert loads % len(paths) == 0
-    assert peak <= 2, f"{peak} inputs were alive at once"
+    report = merge_files(paths, tmp_path / "merged.model", progress=False, cache_bytes=0)
+    assert (tmp_path / "merged.model").read_bytes() == vwmerge.merge([vwmerge.load(p) for p in paths]).to_bytes()
+    reread = report.phases[1].bytes_reread
+    if limit is None:
+        assert loads == len(paths) and reread == 0  # one pass
+        assert peak == len(paths)
+    else:
+        assert loads == 2 * len(paths) and reread == sum(p.stat().st_size for p in paths)  # spilled: two passes
+        assert peak <= limit + 1, f"{peak} inputs were alive at once"
 
 
 def test_a_base_learner_without_partial_hooks_falls_back_to_merging_in_memory(

@@ -429,7 +429,7 @@ def plan_steps(
         if entry.bottom and streaming and step.action in ("merge", "merge deltas"):
             streamed = supports_partial(registry, entry) and (base is None or add)
             how = (
-                "; streamed, one model mapped at a time"
+                "; streamed, models read one at a time"
                 if streamed
                 else "; not streamable (no partial-merge hooks, or a base it does not subtract): "
                 "every model mapped at once (warning)"
