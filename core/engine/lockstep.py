@@ -103,9 +103,10 @@ def _search(index: np.ndarray, bounds: np.ndarray) -> list[int]:
 
 
 def block_span(count: int) -> int:
-    """Rows per block for ``count`` sources: a block of all sources holds about 2 ``BLOCK``s of
-    rows, so its temporaries stay the same size whatever the number of inputs."""
-    return max(1 << 12, min(BLOCK, 2 * BLOCK // max(count, 1)))
+    """Rows per block for ``count`` sources: a block of all sources holds about ``BLOCK`` rows,
+    so its temporaries (and the inputs' pages it maps) stay the same size whatever the number
+    of inputs."""
+    return max(1 << 12, min(BLOCK, BLOCK // max(count, 1)))
 
 
 def walk_rows(
