@@ -463,8 +463,7 @@ def vwmerge_subtract(reduction: StackEntry, state: GdState, base: GdState, conte
 
 @hookimpl
 def vwmerge_add(reduction: StackEntry, base: GdState, delta: GdState, context: MergeContext) -> GdState:
-    base_table = trunc_materialize(base.table, base.online)
-    table = combine_tables(base_table, delta.table, +1).nonzero()
+    table = _added(trunc_materialize(base.table, base.online), delta.table)
     online = None
     if base.online is not None and delta.online is not None:
         merged = _diff_online(base.online, delta.online, +1)
@@ -479,6 +478,27 @@ def vwmerge_add(reduction: StackEntry, base: GdState, delta: GdState, context: M
             l2_state=None if base.online.l2_state is None else 1.0,
         )
     return GdState(base.resume, online, table)
+
+
+def _added(base: WeightTable, delta: WeightTable) -> WeightTable:
+    """``combine_tables(base, delta, +1).nonzero()``, a block of rows at a time (both walked in
+    lock step, :func:`vwmerge.plugin.walk_rows`): the same float32 sums over the union of rows
+    (a row of one table adds +0 from the other), the rows with a value ≠ 0, nothing the size of
+    the union but the result."""
+    sources = [_sorted_rows(base), _sorted_rows(delta)]
+    k = base.k
+
+    def spread(block: RowBlock, i: int) -> np.ndarray:
+        pos, vals = block.positions(i), block.rows(i)[1]
+        cols = np.zeros((k, block.size), np.float32)
+        for j in range(k):
+            cols[j][pos] = vals[:, j]
+        return cols
+
+    def merge_block(block: RowBlock) -> np.ndarray:
+        return np.add(spread(block, 0), spread(block, 1), dtype=np.float32)
+
+    return walk_rows(sources, base.bits, base.columns, merge_block, signed_zeros=True)
 
 
 def scale_column(table: WeightTable, column: str, scale: float) -> WeightTable:
@@ -590,17 +610,32 @@ def _vw_adaptive_scaled(values: np.ndarray, ai: int, totals: np.ndarray, p: np.f
     return out
 
 
-def _vw_adaptive_scaled_columns(columns: np.ndarray, ai: int, totals: np.ndarray, p: np.float32) -> np.ndarray:
+@attrs.frozen(eq=False)
+class _Totals:
+    """A block's adaptive totals A, with what every input's ratio a/A needs of them (computed
+    once per block): where A > 0, whether it is not anywhere, and A with 1 where it is not (the
+    divisor)."""
+
+    ok: np.ndarray
+    bad: bool  # A > 0 does not hold everywhere
+    divisor: np.ndarray
+
+    @classmethod
+    def of(cls, totals: np.ndarray) -> _Totals:
+        ok = totals > 0
+        if bool(ok.all()):
+            return cls(ok, False, totals)
+        return cls(ok, True, np.where(ok, totals, np.float32(1)))
+
+
+def _vw_adaptive_scaled_columns(columns: np.ndarray, ai: int, totals: _Totals, p: np.float32) -> np.ndarray:
     """:func:`_vw_adaptive_scaled` of rows given as columns × rows: the same operations on every
     element (f32(θ·f32(a/A)), f32(θ·p) where A = 0), without a row index."""
-    ok = totals > 0
-    all_ok = bool(ok.all())
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.divide(columns[ai], totals if all_ok else np.where(ok, totals, np.float32(1)), dtype=np.float32)
-    out = np.multiply(columns, ratio, dtype=np.float32)
-    if not all_ok:
-        np.copyto(out, np.multiply(columns, p, dtype=np.float32), where=~ok)
-    return out
+        ratio = np.divide(columns[ai], totals.divisor, dtype=np.float32)
+    if totals.bad:  # each row's factor: f32(a/A), or p where A = 0 (one product either way)
+        ratio = np.where(totals.ok, ratio, p)
+    return np.multiply(columns, ratio, dtype=np.float32)
 
 
 def _scaled_columns(values: np.ndarray, factor: Any, dtype: Any) -> np.ndarray:
@@ -753,9 +788,10 @@ def _walked(partial: GdPartial, context: PartialContext) -> WeightTable:
                     np.add(total, vals[ai], out=total)
                 else:
                     add_at(total, pos, vals[:, ai])
+            block_totals = _Totals.of(total)
             for (pos, vals), p in zip(items, factors, strict=True):
                 if pos is None:
-                    np.add(out, _vw_adaptive_scaled_columns(vals, ai, total, p), out=out)
+                    np.add(out, _vw_adaptive_scaled_columns(vals, ai, block_totals, p), out=out)
                     continue
                 for j, col in enumerate(_vw_adaptive_scaled(vals, ai, total[pos], p)):
                     add_at(out[j], pos, col)

@@ -116,13 +116,15 @@ def walk_rows(
     merge_block: MergeBlock,
     *,
     release: bool = True,
+    signed_zeros: bool = False,
 ) -> WeightTable:
     """The merged rows of ``sources`` (each sorted, unique), a block of row numbers at a time.
 
     ``merge_block`` gets each :class:`RowBlock` and returns its values (len(columns) × size);
     blocks may run on several threads at once, each in one call. The kept rows (a value != 0,
     NaN counts) are written to the result in ascending order, laid out as in the file, values
-    rounded to float32 (a -0 becomes +0, as VW's merge writes it). With ``release`` each block's
+    rounded to float32 (a -0 becomes +0, as VW's merge writes it, unless ``signed_zeros``: then
+    the values are only cast, as an elementwise sum writes them). With ``release`` each block's
     pages of the sources are released from the process when it is done (see
     :func:`vwmerge.engine.pages.release_pages`; a source in memory is left as it is).
     """
@@ -163,7 +165,10 @@ def walk_rows(
         records["i"][lo:hi] = block.row_numbers(keep)
         out = records["v"][lo:hi]
         for j in range(len(columns)):
-            np.add(values[j][keep], np.float32(0), out=out[:, j], dtype=np.float32)  # -0 → +0, to f32
+            if signed_zeros:
+                out[:, j] = values[j][keep]
+            else:
+                np.add(values[j][keep], np.float32(0), out=out[:, j], dtype=np.float32)  # -0 → +0, to f32
 
     filled = 0
     wave = max(1, min(os.cpu_count() or 1, 4))  # blocks in flight at once (bounded memory)
