@@ -496,7 +496,8 @@ def _added(base: WeightTable, delta: WeightTable) -> WeightTable:
         return cols
 
     def merge_block(block: RowBlock) -> np.ndarray:
-        return np.add(spread(block, 0), spread(block, 1), dtype=np.float32)
+        total: np.ndarray = np.add(spread(block, 0), spread(block, 1), dtype=np.float32)
+        return total
 
     return walk_rows(sources, base.bits, base.columns, merge_block, signed_zeros=True)
 
@@ -635,7 +636,8 @@ def _vw_adaptive_scaled_columns(columns: np.ndarray, ai: int, totals: _Totals, p
         ratio = np.divide(columns[ai], totals.divisor, dtype=np.float32)
     if totals.bad:  # each row's factor: f32(a/A), or p where A = 0 (one product either way)
         ratio = np.where(totals.ok, ratio, p)
-    return np.multiply(columns, ratio, dtype=np.float32)
+    out: np.ndarray = np.multiply(columns, ratio, dtype=np.float32)
+    return out
 
 
 def _scaled_columns(values: np.ndarray, factor: Any, dtype: Any) -> np.ndarray:
@@ -744,7 +746,7 @@ def _walked(partial: GdPartial, context: PartialContext) -> WeightTable:
     dtype = np.float64 if mode == "weighted" else np.float32
     held, base = partial.held, partial.base_rows
     n = len(held)
-    factors = [float(w.values[h.index]) if mode == "weighted" else w.vw_f32[h.index] for h in held]
+    factors: list[Any] = [float(w.values[h.index]) if mode == "weighted" else w.vw_f32[h.index] for h in held]
     sources = [h.rows for h in held] + ([base] if base is not None else [])
 
     def expanded(block: RowBlock, i: int) -> np.ndarray:

@@ -64,9 +64,8 @@ class RowBlock:
 
     def row_numbers(self, positions: np.ndarray) -> np.ndarray:
         """The row numbers at accumulator ``positions``."""
-        if self.union is None:
-            return positions + self.lo
-        return self.union[positions]
+        rows: np.ndarray = positions + self.lo if self.union is None else self.union[positions]
+        return rows
 
 
 #: ``merge_block(block)`` -> values (columns × block.size) of the block's rows, any float dtype;
@@ -94,10 +93,11 @@ def _search(index: np.ndarray, bounds: np.ndarray) -> list[int]:
     (about log2(len(index)) reads per bound, each bound starting where the last one ended).
     """
     if index.flags.c_contiguous and index.flags.aligned:
-        return np.searchsorted(index, bounds.astype(index.dtype)).tolist()
+        found: list[int] = np.searchsorted(index, bounds.astype(index.dtype)).tolist()
+        return found
     out, lo = [], 0
     for target in bounds.tolist():
-        lo = bisect.bisect_left(index, target, lo)  # type: ignore[call-overload]
+        lo = bisect.bisect_left(index, target, lo)
         out.append(int(lo))
     return out
 
