@@ -489,10 +489,12 @@ def _added(base: WeightTable, delta: WeightTable) -> WeightTable:
     k = base.k
 
     def spread(block: RowBlock, i: int) -> np.ndarray:
-        pos, vals = block.positions(i), block.rows(i)[1]
+        pos, rows = block.positions(i), np.ascontiguousarray(block.rows(i)[1].T)
+        if len(pos) == block.size:
+            return rows
         cols = np.zeros((k, block.size), np.float32)
         for j in range(k):
-            cols[j][pos] = vals[:, j]
+            cols[j][pos] = rows[j]
         return cols
 
     def merge_block(block: RowBlock) -> np.ndarray:
@@ -752,11 +754,12 @@ def _walked(partial: GdPartial, context: PartialContext) -> WeightTable:
     def expanded(block: RowBlock, i: int) -> np.ndarray:
         """Source i's rows in the block as columns × block.size, 0 where it has no row."""
         pos, vals = block.positions(i), block.rows(i)[1]
+        rows = np.ascontiguousarray(vals.T)  # one pass over the (strided, unaligned) mapped rows
         if len(pos) == block.size:  # every position: its rows are the block (sorted, unique)
-            return np.ascontiguousarray(vals.T)
+            return rows
         cols = np.zeros((k, block.size), np.float32)
         for j in range(k):
-            cols[j][pos] = vals[:, j]
+            cols[j][pos] = rows[j]  # a scatter from contiguous values: twice as fast
         return cols
 
     def block_inputs(block: RowBlock) -> list[tuple[np.ndarray | None, np.ndarray]]:
