@@ -538,7 +538,8 @@ def _rows_mode(weights: ModelWeights, resume: bool, columns: tuple[str, ...]) ->
 #: An exact merge holds at most this many inputs, mapped but not yet summed, to walk their rows in
 #: lock step when it finalizes (one pass over the rows); past this it sums what it holds and
 #: goes on input by input as before (the exact adaptive path then takes a second pass). Each
-#: held input keeps its file mapped (and a file descriptor open).
+#: held input keeps its file mapped (and a file descriptor open): at most a quarter of the
+#: process's open-file limit are held.
 HOLD_MAX_INPUTS = 256
 #: ... and at most this many bytes of held rows that are copies in memory rather than views of
 #: a mapped file (--sparse_weights files, sorted when read; rows with pending truncation).
@@ -546,6 +547,18 @@ HOLD_MAX_MEMORY = 1 << 30
 #: In the walk, an input covering at least 1/_EXPAND of a block's positions is spread over all of
 #: them (contiguous arithmetic, zeros where it has no row) rather than indexed row by row.
 _EXPAND = 2
+
+
+@functools.cache
+def _descriptor_budget() -> int:
+    """Held inputs a quarter of this process's open-file limit allows (a mapping keeps one open)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return HOLD_MAX_INPUTS
+    return HOLD_MAX_INPUTS if soft == resource.RLIM_INFINITY else max(2, soft // 4)
 
 
 @attrs.frozen(eq=False)
@@ -882,7 +895,7 @@ def vwmerge_merge_combine(
     pending = left.pending or right.pending
     if left.held and right.held:
         held = left.held + right.held
-        if len(held) <= HOLD_MAX_INPUTS and sum(h.memory for h in held) <= HOLD_MAX_MEMORY:
+        if len(held) <= min(HOLD_MAX_INPUTS, _descriptor_budget()) and sum(h.memory for h in held) <= HOLD_MAX_MEMORY:
             return GdPartial(
                 left.resume, first, onlines, pending, left.columns, left.bits, None, held=held,
                 base_rows=left.base_rows if left.base_rows is not None else right.base_rows,
