@@ -3,7 +3,8 @@
 The sequential streaming merge holds its inputs (mapped, pages released) and walks their rows in
 lock-step blocks: A = Σaᵢ and the contributions per block, base-mode deltas per block. These
 tests hold it to the two-pass merge it replaces (reached by lowering the holding limit, which
-spills to it), to the in-memory merge and to VW's own merge_models, on VW-trained models, and
+spills to it; ``cache_bytes=0`` so that every input's rows are read while streaming), to the
+in-memory merge and to VW's own merge_models, on VW-trained models, and
 check that it reads every input once and that its memory does not follow the inputs' total size.
 """
 
@@ -84,16 +85,19 @@ def test_one_pass_writes_the_bytes_of_the_two_pass_merge(
     paths = _inputs(models, args, tmp_path / "in")
     opts = _opts(args)
     total = sum(p.stat().st_size for p in paths)
-    one = merge_files(paths, tmp_path / "one.model", weights=weights, vw_options=opts, progress=False)
+    one = merge_files(paths, tmp_path / "one.model", weights=weights, vw_options=opts, progress=False, cache_bytes=0)
     assert _reread(one) == 0  # every row read once
 
     monkeypatch.setattr(gd, "HOLD_MAX_INPUTS", 1)  # spill at once: the merge as it was before
-    two = merge_files(paths, tmp_path / "two.model", weights=weights, vw_options=opts, progress=False)
+    two = merge_files(paths, tmp_path / "two.model", weights=weights, vw_options=opts, progress=False, cache_bytes=0)
     adaptive = weights is None and args in ADAPTIVE.values()
     assert _reread(two) == (total if adaptive else 0)
     assert (tmp_path / "one.model").read_bytes() == (tmp_path / "two.model").read_bytes()
     expected = vwmerge.merge([vwmerge.load(p, vw_options=opts) for p in paths], weights=weights).to_bytes()
     assert (tmp_path / "one.model").read_bytes() == expected
+    # small inputs kept parsed from the scan (the default cache) are held and walked the same way
+    merge_files(paths, tmp_path / "cached.model", weights=weights, vw_options=opts, progress=False)
+    assert (tmp_path / "cached.model").read_bytes() == expected
 
 
 def test_the_inputs_differ_in_rows_and_some_rows_have_a_zero_adaptive_sum(models: Models, tmp_path: Path) -> None:
@@ -114,16 +118,16 @@ def test_the_memory_limit_spills_too(models: Models, tmp_path: Path, monkeypatch
     """--sparse_weights inputs are sorted copies in memory: past HOLD_MAX_MEMORY bytes of them the
     merge sums what it holds and takes the second pass, with the same bytes."""
     paths = _inputs(models, ADAPTIVE["sparse_weights"], tmp_path / "in")
-    one = merge_files(paths, tmp_path / "one.model", vw_options="--sparse_weights", progress=False)
+    one = merge_files(paths, tmp_path / "one.model", vw_options="--sparse_weights", progress=False, cache_bytes=0)
     monkeypatch.setattr(gd, "HOLD_MAX_MEMORY", 1)
-    two = merge_files(paths, tmp_path / "two.model", vw_options="--sparse_weights", progress=False)
+    two = merge_files(paths, tmp_path / "two.model", vw_options="--sparse_weights", progress=False, cache_bytes=0)
     assert _reread(one) == 0 and _reread(two) == sum(p.stat().st_size for p in paths)
     assert (tmp_path / "one.model").read_bytes() == (tmp_path / "two.model").read_bytes()
 
 
 def test_one_pass_at_b18_equals_vw_merge_models(models: Models, tmp_path: Path) -> None:
     paths = _inputs(models, "-b 18", tmp_path / "in", 3)
-    report = merge_files(paths, tmp_path / "ours.model", progress=False)
+    report = merge_files(paths, tmp_path / "ours.model", progress=False, cache_bytes=0)
     assert _reread(report) == 0
     ours = vwmerge.load(tmp_path / "ours.model").state("gd").table.canonical()
     vw = vwmerge.load(models.vw_merged(paths)).state("gd").table.canonical()
@@ -138,7 +142,7 @@ def test_base_mode_deltas_per_block_equal_whole_deltas_and_vw(
 ) -> None:
     base, inputs = models.resumed(args)
     opts = _opts(args)
-    one = merge_files(inputs, tmp_path / "one.model", base=base, vw_options=opts, progress=False)
+    one = merge_files(inputs, tmp_path / "one.model", base=base, vw_options=opts, progress=False, cache_bytes=0)
     assert _reread(one) == 0
     expected = vwmerge.merge(
         [vwmerge.load(p, vw_options=opts) for p in inputs], base=vwmerge.load(base, vw_options=opts)
@@ -152,9 +156,9 @@ def test_base_mode_deltas_per_block_equal_whole_deltas_and_vw(
 
     # Rows only in the base (−θ_b in the delta, as VW's dense subtract gives): an input lacking some.
     thinned = [_without_some_rows(inputs[0], tmp_path / "thin.model", 3), *inputs[1:]]
-    one = merge_files(thinned, tmp_path / "thin_one.model", base=base, vw_options=opts, progress=False)
+    one = merge_files(thinned, tmp_path / "thin_one.model", base=base, vw_options=opts, progress=False, cache_bytes=0)
     monkeypatch.setattr(gd, "HOLD_MAX_INPUTS", 1)  # whole deltas through vwmerge_subtract, as before
-    two = merge_files(thinned, tmp_path / "thin_two.model", base=base, vw_options=opts, progress=False)
+    two = merge_files(thinned, tmp_path / "thin_two.model", base=base, vw_options=opts, progress=False, cache_bytes=0)
     assert _reread(one) == 0 and (_reread(two) > 0) == (args != "--sgd")
     assert (tmp_path / "thin_one.model").read_bytes() == (tmp_path / "thin_two.model").read_bytes()
 
@@ -174,10 +178,10 @@ def test_base_mode_calls_the_delta_partial_not_subtract(
         return real(a, b, sign)
 
     monkeypatch.setattr(gd, "combine_tables", counting)
-    merge_files(inputs, tmp_path / "out.model", base=base, progress=False)
+    merge_files(inputs, tmp_path / "out.model", base=base, progress=False, cache_bytes=0)
     assert built == []
     monkeypatch.setattr(gd, "HOLD_MAX_INPUTS", 1)
-    merge_files(inputs, tmp_path / "out2.model", base=base, progress=False)
+    merge_files(inputs, tmp_path / "out2.model", base=base, progress=False, cache_bytes=0)
     assert len(built) == 2 * len(inputs)  # spilled: whole deltas, in each of the two passes
 
 
@@ -203,7 +207,7 @@ _MEASURE = textwrap.dedent(
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    report = merge_files(sys.argv[2:], sys.argv[1], progress=False)
+    report = merge_files(sys.argv[2:], sys.argv[1], progress=False, cache_bytes=0)
     done = True
     sampler.join()
     print(json.dumps({"rss": before["VmRSS"], "file": before["RssFile"], "peak": status()["VmHWM"],
@@ -251,6 +255,6 @@ def test_peak_memory_stays_well_below_the_inputs_total(models: Models, tmp_path:
 
 def test_predictions_of_the_one_pass_merge_match_vw(models: Models, tmp_path: Path) -> None:
     paths = _inputs(models, "", tmp_path / "in", 3)
-    merge_files(paths, tmp_path / "ours.model", progress=False)
+    merge_files(paths, tmp_path / "ours.model", progress=False, cache_bytes=0)
     examples = vwtrain.test_examples("")
     assert vwtrain.predict(tmp_path / "ours.model", examples) == vwtrain.predict(models.vw_merged(paths), examples)
