@@ -16,7 +16,7 @@ from .contract.registry import Registry, default_registry, hookimpl
 from .contract.sectionio import SectionIO
 from .contract.stack import VW_SETUP_ORDER, ModelInfo, ReductionSpec, StackEntry, rank_of
 from .engine.lockstep import RowBlock, walk_rows
-from .engine.pages import prefetch_pages, release_pages
+from .engine.pages import in_mapped_file, prefetch_pages, release_pages
 from .engine.rowsums import RowSums, add_at, allocate
 from .errors import IncompatibleModelsError, MergeError, ModelFormatError, PluginError, VWMergeError
 from .format.binio import Reader, Writer
@@ -52,6 +52,7 @@ __all__ = [
     "allocate",
     "default_registry",
     "hookimpl",
+    "in_mapped_file",
     "prefetch_pages",
     "rank_of",
     "release_pages",

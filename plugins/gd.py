@@ -39,6 +39,7 @@ from vwmerge.plugin import (
     add_at,
     align,
     hookimpl,
+    in_mapped_file,
     rank_of,
     release_pages,
     walk_rows,
@@ -538,11 +539,14 @@ def _rows_mode(weights: ModelWeights, resume: bool, columns: tuple[str, ...]) ->
 #: An exact merge holds at most this many inputs, mapped but not yet summed, to walk their rows in
 #: lock step when it finalizes (one pass over the rows); past this it sums what it holds and
 #: goes on input by input as before (the exact adaptive path then takes a second pass). Each
-#: held input keeps its file mapped (and a file descriptor open): at most a quarter of the
-#: process's open-file limit are held.
+#: held input whose rows view a mapped file keeps it mapped (and a file descriptor open): at most
+#: a quarter of the process's open-file limit of those are held. Inputs whose rows are in memory
+#: (small models read whole and kept by the scan's state cache, copies) hold no descriptor and
+#: count only against :data:`HOLD_MAX_MEMORY`.
 HOLD_MAX_INPUTS = 256
-#: ... and at most this many bytes of held rows that are copies in memory rather than views of
-#: a mapped file (--sparse_weights files, sorted when read; rows with pending truncation).
+#: ... and at most this many bytes of held rows that are in memory rather than views of a
+#: mapped file (--sparse_weights files, sorted when read; rows with pending truncation; small
+#: models read whole).
 HOLD_MAX_MEMORY = 1 << 30
 #: In the walk, an input covering at least 1/_EXPAND of a block's positions is spread over all of
 #: them (contiguous arithmetic, zeros where it has no row) rather than indexed row by row.
@@ -564,11 +568,18 @@ def _descriptor_budget() -> int:
 @attrs.frozen(eq=False)
 class Held:
     """An input an exact merge holds for the lock-step walk: its position and its rows
-    (ascending; views of its mapped file, or a copy of ``memory`` bytes)."""
+    (ascending; views of its mapped file, or ``memory`` bytes in memory); ``mapped``: they view a
+    mapped file (holding them keeps a file descriptor open)."""
 
     index: int
     rows: tuple[np.ndarray, np.ndarray]
     memory: int
+    mapped: bool = True
+
+    @classmethod
+    def of(cls, index: int, rows: tuple[np.ndarray, np.ndarray]) -> Held:
+        mapped = in_mapped_file(*rows)
+        return cls(index, rows, _in_memory(rows) if mapped else sum(a.nbytes for a in rows), mapped)
 
 
 @attrs.frozen(eq=False)
@@ -598,6 +609,10 @@ class GdPartial:
     rows: tuple[np.ndarray, np.ndarray] | None = None
     held: tuple[Held, ...] = ()
     base_rows: tuple[np.ndarray, np.ndarray] | None = None
+    #: Of ``held``: how many view a mapped file, and their bytes in memory (kept as they are
+    #: combined, so each combine checks the holding limits in constant time).
+    held_mapped: int = 0
+    held_memory: int = 0
 
 
 def _sorted_rows(table: WeightTable) -> tuple[np.ndarray, np.ndarray]:
@@ -860,8 +875,9 @@ def vwmerge_merge_partial(
     rows = _sorted_rows(table)
     if _holding(context):
         release_pages(*rows)  # held unread until finalize walks it, a block at a time
-        held = (Held(index, rows, _in_memory(rows)),)
-        return GdPartial(state.resume, index, online, pending, table.columns, table.bits, None, held=held)
+        h = Held.of(index, rows)
+        return GdPartial(state.resume, index, online, pending, table.columns, table.bits, None, held=(h,),
+                         held_mapped=int(h.mapped), held_memory=h.memory)  # fmt: skip
     return GdPartial(state.resume, index, online, pending, table.columns, table.bits, None, rows)
 
 
@@ -879,10 +895,17 @@ def vwmerge_merge_partial_delta(
     base_rows = _sorted_rows(trunc_materialize(base.table, base.online))
     release_pages(*rows)
     online = _delta_online(state.online, base.online)
-    held = (Held(index, rows, _in_memory(rows)),)
+    h = Held.of(index, rows)
     onlines = ((index, online),) if online is not None else ()
     cols, bits = state.table.columns, state.table.bits
-    return GdPartial(state.resume, index, onlines, False, cols, bits, None, held=held, base_rows=base_rows)
+    return GdPartial(state.resume, index, onlines, False, cols, bits, None, held=(h,), base_rows=base_rows,
+                     held_mapped=int(h.mapped), held_memory=h.memory)  # fmt: skip
+
+
+def _holdable(mapped: int, memory: int) -> bool:
+    """Whether an exact merge may hold inputs of which ``mapped`` view a mapped file (each keeps
+    a descriptor) and ``memory`` bytes are in memory."""
+    return mapped <= min(HOLD_MAX_INPUTS, _descriptor_budget()) and memory <= HOLD_MAX_MEMORY
 
 
 @hookimpl
@@ -894,11 +917,12 @@ def vwmerge_merge_combine(
     first, onlines = min(left.first, right.first), left.onlines + right.onlines
     pending = left.pending or right.pending
     if left.held and right.held:
-        held = left.held + right.held
-        if len(held) <= min(HOLD_MAX_INPUTS, _descriptor_budget()) and sum(h.memory for h in held) <= HOLD_MAX_MEMORY:
+        mapped, memory = left.held_mapped + right.held_mapped, left.held_memory + right.held_memory
+        if _holdable(mapped, memory):
             return GdPartial(
-                left.resume, first, onlines, pending, left.columns, left.bits, None, held=held,
+                left.resume, first, onlines, pending, left.columns, left.bits, None, held=left.held + right.held,
                 base_rows=left.base_rows if left.base_rows is not None else right.base_rows,
+                held_mapped=mapped, held_memory=memory,
             )  # fmt: skip
     # Summed: one input at a time (or past the holding limits: what is held is summed now).
     sums, fresh = _summed(left, context, in_place=context.in_place)

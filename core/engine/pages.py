@@ -39,6 +39,12 @@ def _mapping(array: np.ndarray) -> FileMap | None:
     return owner if isinstance(owner, FileMap) and not owner.closed else None
 
 
+def in_mapped_file(*arrays: np.ndarray) -> bool:
+    """Whether any of ``arrays`` views a model file vwmerge mapped (holding it keeps the file's
+    descriptor open); arrays in memory (copies, or views of bytes read whole) do not."""
+    return any(_mapping(a) is not None for a in arrays)
+
+
 def _advise(advice: int | None, arrays: tuple[np.ndarray, ...]) -> None:
     if advice is None:
         return
