@@ -89,6 +89,7 @@ def test_one_pass_writes_the_bytes_of_the_two_pass_merge(
     assert _reread(one) == 0  # every row read once
 
     monkeypatch.setattr(gd, "HOLD_MAX_INPUTS", 1)  # spill at once: the merge as it was before
+    monkeypatch.setattr(gd, "HOLD_MAX_MEMORY", 0)  # (copies in memory hold no descriptor)
     two = merge_files(paths, tmp_path / "two.model", weights=weights, vw_options=opts, progress=False, cache_bytes=0)
     adaptive = weights is None and args in ADAPTIVE.values()
     assert _reread(two) == (total if adaptive else 0)
@@ -123,6 +124,36 @@ def test_the_memory_limit_spills_too(models: Models, tmp_path: Path, monkeypatch
     two = merge_files(paths, tmp_path / "two.model", vw_options="--sparse_weights", progress=False, cache_bytes=0)
     assert _reread(one) == 0 and _reread(two) == sum(p.stat().st_size for p in paths)
     assert (tmp_path / "one.model").read_bytes() == (tmp_path / "two.model").read_bytes()
+
+
+def test_many_small_cached_inputs_are_held_past_the_descriptor_limit(
+    models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small inputs the scan keeps in memory hold no file descriptor: more of them than
+    HOLD_MAX_INPUTS (300 copies of 5 VW models) are still merged in one pass, with the bytes of
+    the spilled two-pass merge and of the in-memory merge."""
+    sources = _inputs(models, "-b 12", tmp_path / "in")
+    folder = tmp_path / "many"
+    folder.mkdir()
+    paths = []
+    for i in range(300):
+        path = folder / f"m{i}.model"
+        path.write_bytes(sources[i % len(sources)].read_bytes())
+        paths.append(path)
+    assert len(paths) > gd.HOLD_MAX_INPUTS
+    calls: list[str] = []
+    walked, summed = gd._walked, gd._summed
+    monkeypatch.setattr(gd, "_walked", lambda *a, **k: calls.append("walk") or walked(*a, **k))
+    monkeypatch.setattr(gd, "_summed", lambda *a, **k: calls.append("sum") or summed(*a, **k))
+    merge_files(paths, tmp_path / "one.model", progress=False)
+    assert calls == ["walk"]  # one pass: every input held, walked once, none summed
+    calls.clear()
+    monkeypatch.setattr(gd, "HOLD_MAX_MEMORY", 0)  # no input in memory held: spill, two passes
+    merge_files(paths, tmp_path / "two.model", progress=False)
+    assert "walk" not in calls and "sum" in calls
+    assert (tmp_path / "one.model").read_bytes() == (tmp_path / "two.model").read_bytes()
+    expected = vwmerge.merge([vwmerge.load(p) for p in paths]).to_bytes()
+    assert (tmp_path / "one.model").read_bytes() == expected
 
 
 def test_one_pass_at_b18_equals_vw_merge_models(models: Models, tmp_path: Path) -> None:
