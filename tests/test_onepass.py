@@ -99,6 +99,12 @@ def test_one_pass_writes_the_bytes_of_the_two_pass_merge(
     # small inputs kept parsed from the scan (the default cache) are held and walked the same way
     merge_files(paths, tmp_path / "cached.model", weights=weights, vw_options=opts, progress=False)
     assert (tmp_path / "cached.model").read_bytes() == expected
+    # the walk's batched blocks (many small inputs: all rows at once) give the same bytes
+    monkeypatch.undo()
+    monkeypatch.setattr(gd, "_BATCH_MIN", 1)
+    batched = merge_files(paths, tmp_path / "batched.model", weights=weights, vw_options=opts, progress=False)
+    assert _reread(batched) == 0
+    assert (tmp_path / "batched.model").read_bytes() == expected
 
 
 def test_the_inputs_differ_in_rows_and_some_rows_have_a_zero_adaptive_sum(models: Models, tmp_path: Path) -> None:
@@ -126,13 +132,14 @@ def test_the_memory_limit_spills_too(models: Models, tmp_path: Path, monkeypatch
     assert (tmp_path / "one.model").read_bytes() == (tmp_path / "two.model").read_bytes()
 
 
+@pytest.mark.parametrize("args", ["-b 12", "--initial_weight 0.5 -b 12", "--sgd"], ids=["b12", "initial_weight", "sgd"])
 def test_many_small_cached_inputs_are_held_past_the_descriptor_limit(
-    models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: str
 ) -> None:
     """Small inputs the scan keeps in memory hold no file descriptor: more of them than
     HOLD_MAX_INPUTS (300 copies of 5 VW models) are still merged in one pass, with the bytes of
     the spilled two-pass merge and of the in-memory merge."""
-    sources = _inputs(models, "-b 12", tmp_path / "in")
+    sources = _inputs(models, args, tmp_path / "in")
     folder = tmp_path / "many"
     folder.mkdir()
     paths = []
