@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Generic, TypeVar
 
 import attrs
 import numpy as np
@@ -570,6 +570,41 @@ def _descriptor_budget() -> int:
     return HOLD_MAX_INPUTS if soft == resource.RLIM_INFINITY else max(2, soft // 4)
 
 
+T = TypeVar("T")
+
+
+class Run(Generic[T]):
+    """An immutable sequence whose concatenation costs the length of the right-hand side only.
+
+    The items live in a list shared by the runs made from it; a run sees its first ``len`` items.
+    ``a + b`` appends b's items to a's list in place when ``a`` is the longest run of that list
+    (nothing else sees past its end), else copies: a fold's partials, each combined once into
+    the accumulator, grow in linear time rather than quadratic (tuples of N inputs concatenated
+    N times)."""
+
+    __slots__ = ("_items", "_n")
+
+    def __init__(self, items: Sequence[T] = (), *, _shared: list[T] | None = None, _n: int = -1) -> None:
+        self._items: list[T] = _shared if _shared is not None else list(items)
+        self._n = _n if _shared is not None else len(self._items)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self) -> Iterator[T]:
+        items = self._items
+        for i in range(self._n):
+            yield items[i]
+
+    def __add__(self, other: Run[T]) -> Run[T]:
+        items = self._items if len(self._items) == self._n else self._items[: self._n]
+        items.extend(other._items[: other._n])
+        return Run(_shared=items, _n=len(items))
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled (process executors) as its own items
+        return (Run, (self._items[: self._n],))
+
+
 @attrs.frozen(eq=False)
 class Held:
     """An input an exact merge holds for the lock-step walk: its position and its rows
@@ -606,13 +641,13 @@ class GdPartial:
 
     resume: bool
     first: int
-    onlines: tuple[tuple[int, OnlineState], ...]
+    onlines: Run[tuple[int, OnlineState]]
     pending: bool
     columns: tuple[str, ...]
     bits: int
     sums: RowSums | None
     rows: tuple[np.ndarray, np.ndarray] | None = None
-    held: tuple[Held, ...] = ()
+    held: Run[Held] = attrs.field(factory=Run)
     base_rows: tuple[np.ndarray, np.ndarray] | None = None
     #: Of ``held``: how many view a mapped file, and their bytes in memory (kept as they are
     #: combined, so each combine checks the holding limits in constant time).
@@ -906,13 +941,13 @@ def vwmerge_merge_partial(
     reduction: StackEntry, state: GdState, weight: float, index: int, context: PartialContext
 ) -> GdPartial:
     table = trunc_materialize(state.table, state.online)
-    online = ((index, state.online),) if state.online is not None else ()
+    online = Run(((index, state.online),) if state.online is not None else ())
     pending = state.online is not None and state.online.pending_truncation
     rows = _sorted_rows(table)
     if _holding(context):
         release_pages(*rows)  # held unread until finalize walks it, a block at a time
         h = Held.of(index, rows)
-        return GdPartial(state.resume, index, online, pending, table.columns, table.bits, None, held=(h,),
+        return GdPartial(state.resume, index, online, pending, table.columns, table.bits, None, held=Run((h,)),
                          held_mapped=int(h.mapped), held_memory=h.memory)  # fmt: skip
     return GdPartial(state.resume, index, online, pending, table.columns, table.bits, None, rows)
 
@@ -932,9 +967,9 @@ def vwmerge_merge_partial_delta(
     release_pages(*rows)
     online = _delta_online(state.online, base.online)
     h = Held.of(index, rows)
-    onlines = ((index, online),) if online is not None else ()
+    onlines = Run(((index, online),) if online is not None else ())
     cols, bits = state.table.columns, state.table.bits
-    return GdPartial(state.resume, index, onlines, False, cols, bits, None, held=(h,), base_rows=base_rows,
+    return GdPartial(state.resume, index, onlines, False, cols, bits, None, held=Run((h,)), base_rows=base_rows,
                      held_mapped=int(h.mapped), held_memory=h.memory)  # fmt: skip
 
 
