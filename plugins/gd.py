@@ -949,8 +949,9 @@ def vwmerge_merge_partial(
     pending = state.online is not None and state.online.pending_truncation
     rows = _sorted_rows(table)
     if _holding(context):
-        release_pages(*rows)  # held unread until finalize walks it, a block at a time
         h = Held.of(index, rows)
+        if h.mapped:
+            release_pages(*rows)  # held unread until finalize walks it, a block at a time
         return GdPartial(state.resume, index, online, pending, table.columns, table.bits, None, held=Run((h,)),
                          held_mapped=int(h.mapped), held_memory=h.memory)  # fmt: skip
     return GdPartial(state.resume, index, online, pending, table.columns, table.bits, None, rows)

@@ -21,7 +21,7 @@ import attrs
 import numpy as np
 
 from ..format.weights import WeightTable, row_dtype, union_sorted
-from .pages import release_pages
+from .pages import in_mapped_file, release_pages
 from .rowsums import BLOCK, _map, allocate, dense_pays
 
 #: Rows of one input in memory: (sorted unique row numbers, float32 values rows × k), usually
@@ -135,9 +135,10 @@ def walk_rows(
         return WeightTable(empty["i"], empty["v"], bits, columns, ascending=True)
     bounds, dense = _bounds(sources, bits, block_span(len(sources)))
     cuts = []
-    for idx, vals in sources:
+    mapped = [release and in_mapped_file(idx, vals) for idx, vals in sources]  # the rest is in memory
+    for (idx, vals), m in zip(sources, mapped, strict=True):
         cuts.append(_search(idx, bounds))
-        if release:  # the kernel maps whole folios around each page the search reads
+        if m:  # the kernel maps whole folios around each page the search reads
             release_pages(idx, vals)
     top = int(bounds[-1])
     records = allocate(min(total, top), dt, populate=False)  # only the pages written count
@@ -154,8 +155,8 @@ def walk_rows(
         present: np.ndarray = values[0] != 0
         for j in range(1, len(values)):
             present |= values[j] != 0
-        if release:
-            for i in range(len(srcs)):
+        for i, m in enumerate(mapped):
+            if m:
                 release_pages(*block.rows(i))
         return block, values, np.flatnonzero(present)
 
