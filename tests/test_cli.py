@@ -395,6 +395,20 @@ def test_output_hard_linked_to_an_input_is_refused(cli_models: CliModels, tmp_pa
     assert [p.name for p in tmp_path.iterdir()] == ["alias.model"]
 
 
+def test_same_file_under_other_names_is_refused(cli_models: CliModels, tmp_path: Path) -> None:
+    """An input reached through a symlinked directory is the input (checked by inode, one stat per
+    input); a report and an output that do not exist yet are the same file under two spellings."""
+    (tmp_path / "via").symlink_to(cli_models.b.parent, target_is_directory=True)
+    alias = tmp_path / "via" / cli_models.b.name
+    before = snapshot([cli_models.b])
+    assert_one_error(run_cli("merge", "-o", alias, cli_models.a, cli_models.b), cli_models.b.name, "refusing")
+    assert snapshot([cli_models.b]) == before
+    out = tmp_path / "out.model"
+    run = run_cli("merge", "-o", out, "--report", f"{tmp_path}/./out.model", cli_models.a, cli_models.b)
+    assert_one_error(run, "out.model", "is also the output")
+    assert not out.exists()
+
+
 def test_unwritable_output_directory(cli_models: CliModels, tmp_path: Path) -> None:
     if os.geteuid() != 0:
         target = tmp_path / "locked"

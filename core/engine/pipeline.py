@@ -121,14 +121,43 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of an existing file, else None."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+class _SameFileAs:
+    """``same(path)``: whether ``path`` is the file ``target`` (see :func:`_same_file`), for
+    comparing one target with thousands of inputs: one ``stat`` each, not a path resolution.
+    An existing file is never a target that does not exist yet; two names neither of which
+    exists are compared by :func:`_same_file`."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.identity = _identity(target)
+
+    def __call__(self, path: str) -> bool:
+        if path == self.target:
+            return True
+        found = _identity(path)
+        if self.identity is not None:
+            return found == self.identity
+        return found is None and _same_file(self.target, path)
+
+
 def check_output(output: str, request: MergeRequest) -> None:
     """Refuse an output that would overwrite an input, or that cannot be written at all."""
+    same = _SameFileAs(output)
     for src in request.inputs:
-        if _same_file(output, src):
+        if same(src):
             raise MergeError(
                 f"is also input model {src}; refusing to overwrite an input (choose another -o)", source=output
             )
-    if request.base and _same_file(output, request.base):
+    if request.base and same(request.base):
         raise MergeError("is also the base model; refusing to overwrite an input (choose another -o)", source=output)
     local = files.local_path(output)
     if local is None:
@@ -169,8 +198,9 @@ def check_request(request: MergeRequest) -> None:
 
 def check_report_path(report: str, request: MergeRequest) -> None:
     """Refuse a report path that is a model of the merge, or that cannot be written."""
+    same = _SameFileAs(report)
     for role, path in (("the output", request.output), *(("an input", p) for p in request.sources)):
-        if path is not None and (report == path or _same_file(report, path)):
+        if path is not None and same(path):
             raise MergeError(f"is also {role}; the report needs a file of its own", source=report)
     target = Path(report)
     if target.is_dir():
