@@ -364,17 +364,6 @@ def test_the_plugin_kit_merge_properties(models: Models, case: Case) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-def _train_lines(args: str, examples: Sequence[Sequence[str]], path: Path) -> Path:
-    ws = vowpalwabbit.Workspace(f"{args} --quiet", enable_logging=False)
-    try:
-        for ex in examples:
-            ws.learn("\n".join(ex))
-        ws.save(str(path))
-    finally:
-        ws.finish()
-    return path
-
-
 def test_ccb_flag_is_ored(tmp_path: Path) -> None:
     """A single-slot model (flag false) merged with a multi-slot one keeps the slot interactions."""
     rng = random.Random(5)
@@ -382,8 +371,8 @@ def test_ccb_flag_is_ored(tmp_path: Path) -> None:
         ["ccb shared |s u1", *(f"ccb action |act a{a}" for a in range(3)), f"ccb slot {rng.randrange(3)}:1:0.5"]
         for _ in range(20)
     ]
-    a = _train_lines("--ccb_explore_adf", single, tmp_path / "single.model")
-    b = _train_lines("--ccb_explore_adf", [vwtrain._ccb(rng) for _ in range(20)], tmp_path / "multi.model")
+    a = vwtrain.train_on("--ccb_explore_adf", single, tmp_path / "single.model")
+    b = vwtrain.train_on("--ccb_explore_adf", [vwtrain._ccb(rng) for _ in range(20)], tmp_path / "multi.model")
     wa, wb = load(a), load(b)
     assert (wa.state("ccb_explore_adf").multi_slot_seen, wb.state("ccb_explore_adf").multi_slot_seen) == (False, True)
     for order in ([wa, wb], [wb, wa]):
@@ -406,7 +395,7 @@ def test_cbify_ldf(tmp_path: Path) -> None:
             for _ in range(30)
         ]
 
-    paths = [_train_lines("--cbify_ldf", data(), tmp_path / f"{i}.model") for i in range(2)]
+    paths = [vwtrain.train_on("--cbify_ldf", data(), tmp_path / f"{i}.model") for i in range(2)]
     wss = [load(p) for p in paths]
     for ws, p in zip(wss, paths, strict=True):
         assert ws.to_bytes() == p.read_bytes()
@@ -442,8 +431,8 @@ def test_automl_with_different_configs_keeps_the_largest(tmp_path: Path, logs: l
     args = "--cb_explore_adf --automl 3"
     plain = [vwtrain._adf(rng) for _ in range(30)]
     extra = [[f"{ex[0]} |t z{rng.randrange(3)}", *ex[1:]] for ex in (vwtrain._adf(rng) for _ in range(30))]
-    a = load(_train_lines(args, plain, tmp_path / "a.model"))
-    b = load(_train_lines(args, extra, tmp_path / "b.model"))
+    a = load(vwtrain.train_on(args, plain, tmp_path / "a.model"))
+    b = load(vwtrain.train_on(args, extra, tmp_path / "b.model"))
     assert a.state("automl").structure() != b.state("automl").structure()
     merged = vwmerge.merge([a, b], weights=[1, 3])
     assert section(merged, "automl") == section(b, "automl")

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-import vowpalwabbit
+from helpers import vwtrain
 from helpers.models import EXAMPLE_PLUGIN_ENTRY_POINT
 from vwmerge.contract.registry import BLOCK_ENV
 
@@ -168,18 +168,6 @@ def _load_examples_module() -> object:
     return module
 
 
-def _train(args: str, examples: list[str], out: Path, initial: Path | None = None) -> Path:
-    start = f"-i {initial} --preserve_performance_counters " if initial else ""
-    ws = vowpalwabbit.Workspace(f"{start}{args} --quiet" if not initial else f"{start}--quiet", enable_logging=False)
-    try:
-        for ex in examples:
-            ws.learn(ex)
-        ws.save(str(out))
-    finally:
-        ws.finish()
-    return out
-
-
 @pytest.fixture(scope="session")
 def doc_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The files every document's examples start from (trained by VW once per session)."""
@@ -195,11 +183,11 @@ def make_doc_files(root: Path) -> Path:
     for name in ("day1.model", "day2.model", "day3.model"):
         shutil.copy(ROOT / "examples" / name, root / "examples" / name)
         shutil.copy(ROOT / "examples" / name, root / name)
-    base = _train(f"{VW_ARGS} -b 18", day(10, 60), root / "base.model")
+    base = vwtrain.train_on(f"{VW_ARGS} -b 18", day(10, 60), root / "base.model")
     for name, seed, n in (("a.model", 11, 40), ("b.model", 12, 30), ("c.model", 13, 20)):
-        _train("", day(seed, n), root / name, initial=base)
-    _train(f"{VW_ARGS} -b 17", day(14, 30), root / "b17.model")
-    _train("--cb_explore_adf --epsilon 0.05 -b 18", day(15, 30), root / "noq.model")
+        vwtrain.train_on("", day(seed, n), root / name, initial=base)
+    vwtrain.train_on(f"{VW_ARGS} -b 17", day(14, 30), root / "b17.model")
+    vwtrain.train_on("--cb_explore_adf --epsilon 0.05 -b 18", day(15, 30), root / "noq.model")
     data = (root / "a.model").read_bytes()
     (root / "cut.model").write_bytes(data[:-7])
     edited = bytearray(data)

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import vowpalwabbit
 import vwmerge
+from helpers import vwtrain
 
 #: (seed, lowest cost, highest cost, logged probability): ranges that overlap but differ, and the
 #: model with the lowest minimum is neither the first nor the last.
@@ -48,18 +48,6 @@ def _regression_examples(seed: int, lo: float, hi: float, n: int = 40) -> list[s
     return out
 
 
-def _train(args: str, examples: list[str], path: Path, initial: Path | None = None) -> Path:
-    cmd = f"-i {initial} --preserve_performance_counters --quiet" if initial else f"{args} --quiet"
-    ws = vowpalwabbit.Workspace(cmd, enable_logging=False)
-    try:
-        for ex in examples:
-            ws.learn(ex)
-        ws.save(str(path))
-    finally:
-        ws.finish()
-    return path
-
-
 def _cli_merge(out: Path, paths: list[Path], base: Path | None = None) -> vwmerge.Workspace:
     args = [sys.executable, "-m", "vwmerge", "merge", "-o", str(out), *(["--base", str(base)] if base else [])]
     done = subprocess.run([*args, *map(str, paths)], capture_output=True, text=True, timeout=300)
@@ -74,7 +62,8 @@ def cost_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path
     for args in ("--cb_explore_adf --synthcover", "--cb_explore_adf --baseline_challenger_cb"):
         slug = args.split("--")[-1].strip()
         out[args] = [
-            _train(args, _adf_examples(seed, lo, hi, p), root / f"{slug}{seed}.model") for seed, lo, hi, p in RANGES
+            vwtrain.train_on(args, _adf_examples(seed, lo, hi, p), root / f"{slug}{seed}.model")
+            for seed, lo, hi, p in RANGES
         ]
     return out
 
@@ -103,9 +92,9 @@ def test_synthcover_takes_min_of_minima_and_max_of_maxima(cost_models: dict[str,
 
 def test_synthcover_base_mode_folds_the_base_in(tmp_path: Path) -> None:
     args = "--cb_explore_adf --synthcover"
-    base = _train(args, _adf_examples(9, 0.0, 4.0, 0.5), tmp_path / "base.model")
+    base = vwtrain.train_on(args, _adf_examples(9, 0.0, 4.0, 0.5), tmp_path / "base.model")
     models = [
-        _train(args, _adf_examples(seed, lo, hi, p), tmp_path / f"m{seed}.model", initial=base)
+        vwtrain.train_on(args, _adf_examples(seed, lo, hi, p), tmp_path / f"m{seed}.model", initial=base)
         for seed, lo, hi, p in RANGES
     ]
     states = [_synthcover(vwmerge.load(p)) for p in [base, *models]]
@@ -122,7 +111,7 @@ def test_synthcover_base_mode_with_the_widest_range_in_the_base(
     """Models that did not continue from the base (allowed in base mode): the base's own extremes,
     wider than every model's, must survive the merge (resumed models always carry them)."""
     args = "--cb_explore_adf --synthcover"
-    base = _train(args, _adf_examples(8, -9.0, 12.0, 0.5), tmp_path / "wide_base.model")
+    base = vwtrain.train_on(args, _adf_examples(8, -9.0, 12.0, 0.5), tmp_path / "wide_base.model")
     models = cost_models[args]
     low, high = _synthcover(vwmerge.load(base))
     assert all(low < lo and high > hi for lo, hi in (_synthcover(vwmerge.load(p)) for p in models))
@@ -148,7 +137,8 @@ def test_label_range_is_the_union(args: str, tmp_path: Path) -> None:
     """The header's min/max label (what VW clips predictions to) and gd's online copy of it."""
     label_ranges = ((5, -1.0, 2.0), (6, -3.0, 1.0), (7, -0.5, 7.0))
     paths = [
-        _train(args, _regression_examples(seed, lo, hi), tmp_path / f"r{seed}.model") for seed, lo, hi in label_ranges
+        vwtrain.train_on(args, _regression_examples(seed, lo, hi), tmp_path / f"r{seed}.model")
+        for seed, lo, hi in label_ranges
     ]
     inputs = [vwmerge.load(p) for p in paths]
     lows = [m.header.min_label for m in inputs]

@@ -9,7 +9,7 @@ Extend ``_examples`` (add a branch) when a new reduction needs another label typ
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import vowpalwabbit
@@ -106,16 +106,25 @@ def _examples(args: str, rng: random.Random, n: int) -> list[str | list[str]]:
     return out
 
 
-def train(args: str, seed: int, path: str | Path, n: int = 60) -> Path:
-    rng = random.Random(seed)
-    ws = vowpalwabbit.Workspace(f"{args} --quiet", enable_logging=False)
+def train_on(
+    args: str, examples: Iterable[str | Sequence[str]], path: str | Path, initial: str | Path | None = None
+) -> Path:
+    """A VW model trained on ``examples`` (each a line, or the lines of one multi-line example)
+    and saved to ``path``. ``initial``: continue from that model (``-i INITIAL
+    --preserve_performance_counters``, which brings its options, so ``args`` is not used)."""
+    cmd = f"-i {initial} --preserve_performance_counters --quiet" if initial else f"{args} --quiet"
+    ws = vowpalwabbit.Workspace(cmd, enable_logging=False)
     try:
-        for ex in _examples(args, rng, n):
+        for ex in examples:
             ws.learn(ex if isinstance(ex, str) else "\n".join(ex))
         ws.save(str(path))
     finally:
         ws.finish()
     return Path(path)
+
+
+def train(args: str, seed: int, path: str | Path, n: int = 60) -> Path:
+    return train_on(args, _examples(args, random.Random(seed), n), path)
 
 
 def vw_merge(paths: Sequence[str | Path], out: str | Path, base: str | Path | None = None) -> Path:
