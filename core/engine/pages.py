@@ -30,12 +30,20 @@ _POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22 if sys.platform.startswi
 _DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 
 
-def _mapping(array: np.ndarray) -> FileMap | None:
+def buffer_owner(array: np.ndarray) -> object:
+    """The object whose memory ``array`` views (a mapping, bytes, ...), or the array itself when
+    it owns its memory: the ``base`` chain followed to its end, through the memoryview
+    ``np.frombuffer`` keeps."""
     owner: object = array
-    while isinstance(owner, np.ndarray):
+    while isinstance(owner, np.ndarray) and owner.base is not None:
         owner = owner.base
     if isinstance(owner, memoryview):
         owner = owner.obj
+    return owner
+
+
+def _mapping(array: np.ndarray) -> FileMap | None:
+    owner = buffer_owner(array)
     return owner if isinstance(owner, FileMap) and not owner.closed else None
 
 

@@ -19,6 +19,7 @@ import attrs
 import numpy as np
 
 from ..format.weights import WeightTable, row_dtype, union_sorted
+from .pages import buffer_owner
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -103,11 +104,7 @@ def allocate(shape: int | tuple[int, ...], dtype: Any, *, populate: bool = True)
 
 
 def _shared_file(array: np.ndarray) -> _SharedFile | None:
-    owner = array.base
-    while isinstance(owner, np.ndarray):
-        owner = owner.base
-    if isinstance(owner, memoryview):  # np.frombuffer keeps the mapping behind a memoryview
-        owner = owner.obj
+    owner = buffer_owner(array)
     if isinstance(owner, _SharedFile) and array.flags.c_contiguous and array.nbytes == len(owner):
         return owner
     return None
