@@ -15,6 +15,7 @@ docs/merge-semantics.md) and differ, deliberately, where it is not:
 
 from __future__ import annotations
 
+import array
 import functools
 import struct
 from collections.abc import Callable, Iterator, Sequence
@@ -353,36 +354,86 @@ def _resume_mismatch(i: int, resume: bool, other: int, context: MergeContext) ->
     )
 
 
-def merge_online(
-    onlines: Sequence[OnlineState], base: OnlineState | None = None, sgd_like: bool = False
-) -> OnlineState:
+@attrs.frozen
+class OnlineSum:
+    """Online states summed one at a time, in input order: what :func:`merge_online` makes of
+    them, kept as running sums so that a merge of many inputs folds each state in as it reads it
+    and keeps none (every sum is a left fold from 0.0, as VW adds; the labels' extremes as
+    ``min``/``max`` take them: the first of equal values)."""
+
+    first: OnlineState  #: the first input's: initial_t, and the l1/l2 state when none is pending
+    normalized_sum_norm_x: tuple[float, ...]
+    t_examples: float  #: Σ (tᵢ − f32(initial_tᵢ)): t counts each input's examples, initial_t once
+    sum_loss: float
+    min_label: float
+    max_label: float
+    weighted_labeled_examples: float
+    weighted_labels: float
+    weighted_unlabeled_examples: float
+    example_number: int
+    total_features: int
+    total_weight: tuple[float, ...]
+    pending: bool  #: an input has a pending --l1/--l2 truncation
+
+    @classmethod
+    def of(cls, o: OnlineState) -> OnlineSum:
+        return cls(
+            o, tuple(0.0 + v for v in o.normalized_sum_norm_x), 0.0 + (o.t - float(np.float32(o.initial_t))),
+            0.0 + o.sum_loss, o.min_label, o.max_label, 0.0 + o.weighted_labeled_examples, 0.0 + o.weighted_labels,
+            0.0 + o.weighted_unlabeled_examples, o.example_number % U64, o.total_features % U64,
+            tuple(0.0 + v for v in o.total_weight), o.pending_truncation,
+        )  # fmt: skip
+
+    def add(self, o: OnlineState) -> OnlineSum:
+        """These sums with ``o``, the next input's state, added."""
+        return OnlineSum(
+            self.first,
+            tuple(a + b for a, b in zip(self.normalized_sum_norm_x, o.normalized_sum_norm_x, strict=True)),
+            self.t_examples + (o.t - float(np.float32(o.initial_t))),
+            self.sum_loss + o.sum_loss,
+            o.min_label if o.min_label < self.min_label else self.min_label,
+            o.max_label if o.max_label > self.max_label else self.max_label,
+            self.weighted_labeled_examples + o.weighted_labeled_examples,
+            self.weighted_labels + o.weighted_labels,
+            self.weighted_unlabeled_examples + o.weighted_unlabeled_examples,
+            (self.example_number + o.example_number) % U64,
+            (self.total_features + o.total_features) % U64,
+            tuple(a + b for a, b in zip(self.total_weight, o.total_weight, strict=True)),
+            self.pending or o.pending_truncation,
+        )  # fmt: skip
+
+    def merged(self) -> OnlineState:
+        """The merged state: counters summed, labels combined, per-model states summed; progress
+        fields fresh; t counts initial_t once (VW adds every input's initial_t on top of its own)."""
+        first = self.first
+        return OnlineState(
+            initial_t=first.initial_t,
+            normalized_sum_norm_x=self.normalized_sum_norm_x,
+            t=float(np.float32(first.initial_t)) + self.t_examples,
+            sum_loss=self.sum_loss,
+            sum_loss_since_last_dump=0.0,
+            dump_interval=1.0,
+            min_label=self.min_label,
+            max_label=self.max_label,
+            weighted_labeled_examples=self.weighted_labeled_examples,
+            weighted_labels=self.weighted_labels,
+            weighted_unlabeled_examples=self.weighted_unlabeled_examples,
+            example_number=self.example_number,
+            total_features=self.total_features,
+            total_weight=self.total_weight,
+            old_weighted_labeled_examples=0.0,
+            current_pass=0,
+            l1_state=None if first.l1_state is None else (0.0 if self.pending else first.l1_state),
+            l2_state=None if first.l2_state is None else (1.0 if self.pending else first.l2_state),
+        )
+
+
+def merge_online(onlines: Sequence[OnlineState]) -> OnlineState:
     """Counters summed, labels combined, per-model states summed; progress fields fresh."""
-    first = onlines[0]
-    n = len(first.normalized_sum_norm_x)
-    init_t = first.initial_t
-    pending = any(o.pending_truncation for o in onlines)
-    f = float(np.float32(init_t))
-    return OnlineState(
-        initial_t=init_t,
-        normalized_sum_norm_x=tuple(sum((o.normalized_sum_norm_x[i] for o in onlines), 0.0) for i in range(n)),
-        # t counts initial_t once (VW adds every input's initial_t on top of its own).
-        t=f + sum(o.t - float(np.float32(o.initial_t)) for o in onlines),
-        sum_loss=sum(o.sum_loss for o in onlines),
-        sum_loss_since_last_dump=0.0,
-        dump_interval=1.0,
-        min_label=min(o.min_label for o in onlines),
-        max_label=max(o.max_label for o in onlines),
-        weighted_labeled_examples=sum(o.weighted_labeled_examples for o in onlines),
-        weighted_labels=sum(o.weighted_labels for o in onlines),
-        weighted_unlabeled_examples=sum(o.weighted_unlabeled_examples for o in onlines),
-        example_number=sum(o.example_number for o in onlines) % U64,
-        total_features=sum(o.total_features for o in onlines) % U64,
-        total_weight=tuple(sum((o.total_weight[i] for o in onlines), 0.0) for i in range(n)),
-        old_weighted_labeled_examples=0.0,
-        current_pass=0,
-        l1_state=None if first.l1_state is None else (0.0 if pending else first.l1_state),
-        l2_state=None if first.l2_state is None else (1.0 if pending else first.l2_state),
-    )
+    acc = OnlineSum.of(onlines[0])
+    for o in onlines[1:]:
+        acc = acc.add(o)
+    return acc.merged()
 
 
 @hookimpl
@@ -548,9 +599,6 @@ HOLD_MAX_INPUTS = 256
 #: mapped file (--sparse_weights files, sorted when read; rows with pending truncation; small
 #: models read whole).
 HOLD_MAX_MEMORY = 1 << 30
-#: What holding an input in memory costs beside its rows' bytes (its objects, the rest of its
-#: file's bytes), counted against HOLD_MAX_MEMORY; measured: about 2.6 KiB per small model.
-HELD_OVERHEAD = 4096
 #: In the walk, an input covering at least 1/_EXPAND of a block's positions is spread over all of
 #: them (contiguous arithmetic, zeros where it has no row) rather than indexed row by row.
 _EXPAND = 2
@@ -608,32 +656,143 @@ class Run(Generic[T]):
         return (Run, (self._items[: self._n],))
 
 
+#: Rows per chunk of packed rows (:class:`Packed`): about 1 MiB of a default model's rows.
+_CHUNK_ROWS = 1 << 16
+
+
+class _Chunk:
+    """Consecutive inputs' rows, copied one after another: ``index[:rows]``, ``values[:rows]``;
+    input ``inputs[j]``'s rows are ``starts[j]:starts[j + 1]``."""
+
+    __slots__ = ("index", "inputs", "rows", "starts", "values")
+
+    def __init__(self, dtype: Any, k: int, capacity: int) -> None:
+        self.index = np.empty(capacity, dtype)  # (pages never written are never resident)
+        self.values = np.empty((capacity, k), np.float32)
+        self.rows = 0
+        self.inputs = array.array("q")
+        self.starts = array.array("q", [0])
+
+
+class _Store:
+    """The chunks behind :class:`Packed` values (shared, append-only)."""
+
+    __slots__ = ("chunks", "count", "rows")
+
+    def __init__(self) -> None:
+        self.chunks: list[_Chunk] = []
+        self.rows = 0
+        self.count = 0
+
+    def append(self, index: int, rows: tuple[np.ndarray, np.ndarray], *, exact: bool = False) -> None:
+        """Input ``index``'s rows after the others; ``exact``: a new chunk just their size (a
+        partial of one input, most of which are combined into another's chunks at once)."""
+        idx, vals = rows
+        n = len(idx)
+        last = self.chunks[-1] if self.chunks else None
+        if last is None or len(last.index) - last.rows < n or not np.can_cast(idx.dtype, last.index.dtype):
+            last = _Chunk(idx.dtype, vals.shape[1], n if exact else max(_CHUNK_ROWS, n))
+            self.chunks.append(last)
+        last.index[last.rows : last.rows + n] = idx
+        last.values[last.rows : last.rows + n] = vals
+        last.rows += n
+        last.inputs.append(index)
+        last.starts.append(last.rows)
+        self.rows += n
+        self.count += 1
+
+
+class Packed:
+    """Held inputs whose rows are in memory, copied one after another in input order into
+    shared chunks: an input costs its rows' bytes and 16 bytes, not a file's bytes, a parsed
+    state and a dozen array objects (10,000 small models merge in about the memory of 200).
+
+    Immutable like :class:`Run`: ``a + b`` appends b's rows to a's chunks in place when ``a`` is
+    the longest value made from them (nothing sees past its end), else copies a first.
+    """
+
+    __slots__ = ("_store", "count", "rows")
+
+    def __init__(self, store: _Store, rows: int, count: int) -> None:
+        self._store, self.rows, self.count = store, rows, count
+
+    @classmethod
+    def of(cls, index: int, rows: tuple[np.ndarray, np.ndarray]) -> Packed:
+        store = _Store()
+        store.append(index, rows, exact=True)
+        return cls(store, store.rows, store.count)
+
+    def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Each chunk of this value's inputs, in input order: (row numbers, values rows × k,
+        input positions, each input's first row in the chunk and the chunk's end)."""
+        left = self.count
+        for c in self._store.chunks:
+            if left <= 0:
+                return
+            m = min(left, len(c.inputs))
+            starts = np.frombuffer(c.starts, np.int64)[: m + 1]
+            end = int(starts[-1])
+            yield c.index[:end], c.values[:end], np.frombuffer(c.inputs, np.int64)[:m], starts
+            left -= m
+
+    def items(self) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray]]]:
+        """Each input's (position, (row numbers, values)): views of the chunks."""
+        for index, values, inputs, starts in self.chunks():
+            for j in range(len(inputs)):
+                a, b = int(starts[j]), int(starts[j + 1])
+                yield int(inputs[j]), (index[a:b], values[a:b])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(idx.nbytes + vals.nbytes + 16 * len(inputs) for idx, vals, inputs, _ in self.chunks())
+
+    def _own(self) -> _Store:
+        """A store whose end is this value's: the shared one, or a copy of this value's inputs."""
+        if self._store.rows == self.rows and self._store.count == self.count:
+            return self._store
+        store = _Store()
+        for index, rows in self.items():
+            store.append(index, rows)
+        return store
+
+    def __add__(self, other: Packed) -> Packed:
+        store = self._own()
+        for index, rows in other.items():
+            store.append(index, rows)
+        return Packed(store, store.rows, store.count)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled (process executors) as its own rows
+        return (_unpickle_packed, (list(self.items()),))
+
+
+def _unpickle_packed(items: list[tuple[int, tuple[np.ndarray, np.ndarray]]]) -> Packed:
+    store = _Store()
+    for index, rows in items:
+        store.append(index, rows)
+    return Packed(store, store.rows, store.count)
+
+
 @attrs.frozen(eq=False)
 class Held:
-    """An input an exact merge holds for the lock-step walk: its position and its rows
-    (ascending; views of its mapped file, or ``memory`` bytes in memory); ``mapped``: they view a
-    mapped file (holding them keeps a file descriptor open)."""
+    """An input an exact merge holds for the lock-step walk whose rows view its mapped file
+    (holding them keeps the mapping and a file descriptor): its position, its rows (ascending)
+    and the bytes of them that are copies in memory. Inputs whose rows are in memory are
+    :class:`Packed` instead."""
 
     index: int
     rows: tuple[np.ndarray, np.ndarray]
     memory: int
-    mapped: bool = True
-
-    @classmethod
-    def of(cls, index: int, rows: tuple[np.ndarray, np.ndarray]) -> Held:
-        if in_mapped_file(*rows):
-            return cls(index, rows, _in_memory(rows), True)
-        return cls(index, rows, sum(a.nbytes for a in rows) + HELD_OVERHEAD, False)
 
 
 @attrs.frozen(eq=False)
 class GdPartial:
     """Some inputs merged: their row sums and the per-input facts the final state needs.
 
-    Exactly one of ``sums``, ``rows``, ``held`` is set. A partial of one input holds its
+    Exactly one of ``sums``, ``rows``, held inputs (``held``, ``packed``) is set. A partial of one input holds its
     ``rows`` (index, values; views of its mapped file): they are summed into the accumulators, a
     block at a time, when the partial is combined or finalized. In an exact merge's first pass
-    the inputs are ``held`` instead (unsummed, their pages released), and finalize walks all
+    the inputs are held instead (unsummed: mapped ones in ``held``, their pages released; those
+    in memory copied into ``packed``), and finalize walks all
     their rows in lock step (:func:`vwmerge.plugin.walk_rows`): one pass over the rows, on every
     core. ``base_rows`` (base mode, held inputs): the base's rows; each input's delta is taken
     a block at a time. ``sums`` accumulators per mode: ``weighted`` Σwᵢθᵢ per column (float64);
@@ -657,6 +816,25 @@ class GdPartial:
     #: combined, so each combine checks the holding limits in constant time).
     held_mapped: int = 0
     held_memory: int = 0
+    #: Held inputs whose rows are in memory (small models read whole, sorted copies), packed.
+    packed: Packed | None = None
+    #: Exact merges: the online states of the inputs combined so far, summed in input order as
+    #: they come (``onlines`` then holds none); parallel merges keep them in ``onlines`` and sum
+    #: them in input order when they finalize.
+    online_sum: OnlineSum | None = None
+
+    @property
+    def holds(self) -> bool:
+        """Whether the partial holds its inputs (unsummed) for the lock-step walk."""
+        return bool(self.held) or self.packed is not None
+
+    def held_inputs(self) -> list[tuple[int, tuple[np.ndarray, np.ndarray]]]:
+        """The held inputs (position, rows) in input order, packed ones as views."""
+        mapped = [(h.index, h.rows) for h in self.held]
+        if self.packed is None:
+            return mapped
+        packed = list(self.packed.items())
+        return sorted([*mapped, *packed], key=lambda item: item[0]) if mapped else packed
 
 
 def _sorted_rows(table: WeightTable) -> tuple[np.ndarray, np.ndarray]:
@@ -775,9 +953,9 @@ def _inputs(partial: GdPartial) -> list[tuple[int, tuple[np.ndarray, np.ndarray]
     if partial.rows is not None:
         return [(partial.first, partial.rows)]
     if partial.base_rows is None:
-        return [(h.index, h.rows) for h in partial.held]
+        return partial.held_inputs()
     base = partial.base_rows
-    return [(h.index, _delta_rows(h.rows, base, partial.bits, partial.columns)) for h in partial.held]
+    return [(i, _delta_rows(rows, base, partial.bits, partial.columns)) for i, rows in partial.held_inputs()]
 
 
 def _summed(partial: GdPartial, context: PartialContext, sums: RowSums | None = None,
@@ -818,11 +996,14 @@ def _walked(partial: GdPartial, context: PartialContext) -> WeightTable:
     mode = _rows_mode(w, partial.resume, columns)
     ai = columns.index("adaptive") if mode == "adaptive" else -1
     dtype = np.float64 if mode == "weighted" else np.float32
-    held, base = partial.held, partial.base_rows
+    base = partial.base_rows
+    if base is None and not partial.held and partial.packed is not None:
+        return _walked_packed(partial.packed, partial.bits, columns, mode, ai, dtype, context)
+    held = partial.held_inputs()
     n = len(held)
-    factors: list[Any] = [float(w.values[h.index]) if mode == "weighted" else w.vw_f32[h.index] for h in held]
+    factors: list[Any] = [float(w.values[i]) if mode == "weighted" else w.vw_f32[i] for i, _ in held]
     factor_array = np.array(factors, dtype)
-    sources = [h.rows for h in held] + ([base] if base is not None else [])
+    sources = [rows for _, rows in held] + ([base] if base is not None else [])
 
     def expanded(block: RowBlock, i: int) -> np.ndarray:
         """Source i's rows in the block as columns × block.size, 0 where it has no row."""
@@ -915,6 +1096,51 @@ def _walked(partial: GdPartial, context: PartialContext) -> WeightTable:
     return walk_rows(sources, partial.bits, columns, merge_block)
 
 
+def _walked_packed(
+    packed: Packed, bits: int, columns: tuple[str, ...], mode: str, ai: int, dtype: Any, context: PartialContext
+) -> WeightTable:
+    """:func:`_walked` of inputs that are all packed in memory, with no array per input: their
+    rows, in input order, go through ``np.add.at`` a chunk at a time over the sorted union of
+    their row numbers, so each position's additions are in input order from +0.0 (A first, then
+    the contributions, float32 on the adaptive path): the operations of the walk's batched
+    blocks, the same bytes. The finish (rows kept, -0 as +0, the file's layout) is the walk's,
+    over the union."""
+    w = context.weights
+    every = w.values if mode == "weighted" else w.vw_f32
+    union = np.unique(np.concatenate([index for index, _, _, _ in packed.chunks()]))
+    k = len(columns)
+    out = np.zeros((k, len(union)), dtype)
+    with np.errstate(all="ignore"):  # (non-finite rows are the core's to report)
+        if mode == "adaptive":
+            total = np.zeros(len(union), np.float32)
+            for index, values, _, _ in packed.chunks():
+                np.add.at(total, np.searchsorted(union, index), np.ascontiguousarray(values[:, ai]))
+        for index, vals, inputs, starts in packed.chunks():
+            pos = np.searchsorted(union, index)
+            factor = np.repeat(np.asarray(every[inputs], dtype), np.diff(starts))
+            if mode == "adaptive":
+                a = np.ascontiguousarray(vals[:, ai])
+                at = total[pos]
+                ok = at > 0
+                ratio = np.divide(a, np.where(ok, at, np.float32(1)), dtype=np.float32)  # f32(a/A)
+                ratio = np.where(ok, ratio, factor)  # p where A = 0
+                contributions = np.multiply(vals, ratio[:, None], dtype=np.float32)
+            else:
+                contributions = np.multiply(vals, factor[:, None], dtype=dtype)
+            for j in range(k):
+                np.add.at(out[j], pos, np.ascontiguousarray(contributions[:, j]))
+
+    def merge_block(block: RowBlock) -> np.ndarray:
+        start, stop = block.cuts[0]
+        if block.union is not None:  # sparse: the block's positions are the union's rows start..stop
+            return out[:, start:stop]
+        spread = np.zeros((k, block.size), dtype)
+        spread[:, block.positions(0)] = out[:, start:stop]
+        return spread
+
+    return walk_rows([(union, np.zeros((len(union), 0), np.float32))], bits, columns, merge_block)
+
+
 def _adaptive_final(columns: tuple[str, ...]) -> Any:
     k = len(columns)
 
@@ -936,8 +1162,33 @@ def _finalized(reduction: StackEntry, partial: GdPartial, table: WeightTable, co
         context.warn(reduction, TRUNCATION_APPLIED)
     online = None
     if partial.resume:
-        online = merge_online([o for _, o in sorted(partial.onlines, key=lambda item: item[0])])
+        online = _online_total(partial.online_sum, partial.onlines)
     return GdState(partial.resume, online, table)
+
+
+def _online_total(acc: OnlineSum | None, onlines: Run[tuple[int, OnlineState]]) -> OnlineState | None:
+    """``acc`` (states summed so far) with ``onlines`` added in input order, merged."""
+    for _, o in sorted(onlines, key=lambda item: item[0]):
+        acc = OnlineSum.of(o) if acc is None else acc.add(o)
+    return acc.merged() if acc is not None else None
+
+
+def _online_parts(
+    left: GdPartial, right: GdPartial, context: PartialContext
+) -> tuple[OnlineSum | None, Run[tuple[int, OnlineState]]]:
+    """The online states of two partials combined: an exact merge sums them as they come (a
+    state then is not kept), a parallel one keeps them for its finish to sum in input order."""
+    if not context.exact:
+        return left.online_sum, left.onlines + right.onlines
+    acc = left.online_sum
+    for _, o in sorted(left.onlines, key=lambda item: item[0]):
+        acc = OnlineSum.of(o) if acc is None else acc.add(o)
+    if right.online_sum is not None:  # (an exact fold combines one input at a time; not reached)
+        rest = right.online_sum.merged()
+        acc = OnlineSum.of(rest) if acc is None else acc.add(rest)
+    for _, o in sorted(right.onlines, key=lambda item: item[0]):
+        acc = OnlineSum.of(o) if acc is None else acc.add(o)
+    return acc, Run()
 
 
 @hookimpl
@@ -949,12 +1200,25 @@ def vwmerge_merge_partial(
     pending = state.online is not None and state.online.pending_truncation
     rows = _sorted_rows(table)
     if _holding(context):
-        h = Held.of(index, rows)
-        if h.mapped:
-            release_pages(*rows)  # held unread until finalize walks it, a block at a time
-        return GdPartial(state.resume, index, online, pending, table.columns, table.bits, None, held=Run((h,)),
-                         held_mapped=int(h.mapped), held_memory=h.memory)  # fmt: skip
+        return _holding_partial(state.resume, index, online, pending, table.columns, table.bits, rows)
     return GdPartial(state.resume, index, online, pending, table.columns, table.bits, None, rows)
+
+
+def _holding_partial(
+    resume: bool, index: int, onlines: Run[tuple[int, OnlineState]], pending: bool, columns: tuple[str, ...],
+    bits: int, rows: tuple[np.ndarray, np.ndarray], base_rows: tuple[np.ndarray, np.ndarray] | None = None,
+) -> GdPartial:  # fmt: skip
+    """A partial holding one input's rows for the walk: views of its mapped file (their pages
+    released: read again a block at a time when the walk comes to them), or packed copies of
+    rows in memory (the file's bytes and parsed state then go)."""
+    if in_mapped_file(*rows):
+        release_pages(*rows)
+        h = Held(index, rows, _in_memory(rows))
+        return GdPartial(resume, index, onlines, pending, columns, bits, None, held=Run((h,)), base_rows=base_rows,
+                         held_mapped=1, held_memory=h.memory)  # fmt: skip
+    packed = Packed.of(index, rows)
+    return GdPartial(resume, index, onlines, pending, columns, bits, None, base_rows=base_rows,
+                     held_memory=packed.nbytes, packed=packed)  # fmt: skip
 
 
 @hookimpl
@@ -969,13 +1233,9 @@ def vwmerge_merge_partial_delta(
     _check_base_resume(state, base)
     rows = _sorted_rows(trunc_materialize(state.table, state.online))
     base_rows = _sorted_rows(trunc_materialize(base.table, base.online))
-    release_pages(*rows)
     online = _delta_online(state.online, base.online)
-    h = Held.of(index, rows)
     onlines = Run(((index, online),) if online is not None else ())
-    cols, bits = state.table.columns, state.table.bits
-    return GdPartial(state.resume, index, onlines, False, cols, bits, None, held=Run((h,)), base_rows=base_rows,
-                     held_mapped=int(h.mapped), held_memory=h.memory)  # fmt: skip
+    return _holding_partial(state.resume, index, onlines, False, state.table.columns, state.table.bits, rows, base_rows)
 
 
 def _holdable(mapped: int, memory: int) -> bool:
@@ -990,25 +1250,28 @@ def vwmerge_merge_combine(
 ) -> GdPartial:
     if left.resume != right.resume:
         raise _resume_mismatch(right.first, right.resume, left.first, context)
-    first, onlines = min(left.first, right.first), left.onlines + right.onlines
+    first = min(left.first, right.first)
+    online_sum, onlines = _online_parts(left, right, context)
     pending = left.pending or right.pending
-    if left.held and right.held:
+    if left.holds and right.holds:
         mapped, memory = left.held_mapped + right.held_mapped, left.held_memory + right.held_memory
         if _holdable(mapped, memory):
+            packed = right.packed if left.packed is None else left.packed if right.packed is None else (
+                left.packed + right.packed)  # fmt: skip
             return GdPartial(
                 left.resume, first, onlines, pending, left.columns, left.bits, None, held=left.held + right.held,
                 base_rows=left.base_rows if left.base_rows is not None else right.base_rows,
-                held_mapped=mapped, held_memory=memory,
+                held_mapped=mapped, held_memory=memory, packed=packed, online_sum=online_sum,
             )  # fmt: skip
     # Summed: one input at a time (or past the holding limits: what is held is summed now).
     sums, fresh = _summed(left, context, in_place=context.in_place)
     sums, _ = _summed(right, context, sums, in_place=fresh or context.in_place)
-    return GdPartial(left.resume, first, onlines, pending, left.columns, left.bits, sums)
+    return GdPartial(left.resume, first, onlines, pending, left.columns, left.bits, sums, online_sum=online_sum)
 
 
 @hookimpl
 def vwmerge_merge_finalize(reduction: StackEntry, partial: GdPartial, context: PartialContext) -> GdState | NextPass:
-    if partial.held and partial.sums is None and _holding(context):
+    if partial.holds and partial.sums is None and _holding(context):
         return _finalized(reduction, partial, _walked(partial, context), context)  # one pass
     sums, _ = _summed(partial, context)
     mode = _rows_mode(context.weights, partial.resume, partial.columns)

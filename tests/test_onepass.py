@@ -196,6 +196,7 @@ def test_base_mode_deltas_per_block_equal_whole_deltas_and_vw(
     thinned = [_without_some_rows(inputs[0], tmp_path / "thin.model", 3), *inputs[1:]]
     one = merge_files(thinned, tmp_path / "thin_one.model", base=base, vw_options=opts, progress=False, cache_bytes=0)
     monkeypatch.setattr(gd, "HOLD_MAX_INPUTS", 1)  # whole deltas through vwmerge_subtract, as before
+    monkeypatch.setattr(gd, "HOLD_MAX_MEMORY", 0)  # (small inputs are read whole: rows in memory)
     two = merge_files(thinned, tmp_path / "thin_two.model", base=base, vw_options=opts, progress=False, cache_bytes=0)
     assert _reread(one) == 0 and (_reread(two) > 0) == (args != "--sgd")
     assert (tmp_path / "thin_one.model").read_bytes() == (tmp_path / "thin_two.model").read_bytes()
@@ -219,6 +220,7 @@ def test_base_mode_calls_the_delta_partial_not_subtract(
     merge_files(inputs, tmp_path / "out.model", base=base, progress=False, cache_bytes=0)
     assert built == []
     monkeypatch.setattr(gd, "HOLD_MAX_INPUTS", 1)
+    monkeypatch.setattr(gd, "HOLD_MAX_MEMORY", 0)
     merge_files(inputs, tmp_path / "out2.model", base=base, progress=False, cache_bytes=0)
     assert len(built) == 2 * len(inputs)  # spilled: whole deltas, in each of the two passes
 

@@ -76,7 +76,10 @@ def test_sequential_stream_writes_the_in_memory_merge_bytes(
     report = merge_files(paths, out, weights=weights, vw_options=opts, progress=False)
     assert out.read_bytes() == expected
     assert report.bytes_written == len(expected)
-    assert report.bytes_read == sum(p.stat().st_size for p in paths)
+    # each byte read once; a small input whose rows stream is read whole twice (the scan passes
+    # over its rows and keeps nothing of them), but the first, whose rows the scan keeps
+    again = sum(p.stat().st_size for p in paths[1:]) if report.plan.steps[-1].streamed else 0
+    assert report.bytes_read == sum(p.stat().st_size for p in paths) + again
 
 
 def test_output_is_as_readable_as_any_new_file_and_keeps_a_replaced_files_mode(models: Models, tmp_path: Path) -> None:
@@ -147,10 +150,12 @@ def test_streaming_reads_each_input_once_and_holds_at_most_the_limit(
 ) -> None:
     """Structural memory check: count the inputs whose rows are alive while the merge runs.
 
-    gd's exact merge holds its inputs (mapped, their pages released) and walks them in lock
-    step when it finalizes: each input is read once. Past ``HOLD_MAX_INPUTS`` it sums what it
-    holds and goes on input by input, with the second pass of the adaptive path: then at most
-    the limit plus the input being combined are alive, whatever N. Same bytes either way.
+    gd's exact merge holds its inputs and walks them in lock step when it finalizes: each input
+    is read once. These are small: read whole, their rows are copied into the merge's packed
+    rows and the parsed input goes at once (a mapped input would stay mapped, pages released).
+    Past the holding limits (``HOLD_MAX_INPUTS`` mapped, ``HOLD_MAX_MEMORY`` in memory) it sums
+    what it holds and goes on input by input, with the second pass of the adaptive path: then at
+    most the limit plus the input being combined are alive, whatever N. Same bytes either way.
     """
     paths = _inputs(models, "")
     live: set[int] = set()
@@ -171,6 +176,7 @@ def test_streaming_reads_each_input_once_and_holds_at_most_the_limit(
 
     if limit is not None:
         monkeypatch.setattr(gd, "HOLD_MAX_INPUTS", limit)
+        monkeypatch.setattr(gd, "HOLD_MAX_MEMORY", 0)
     # an input's rows are read by load, or by reload when its header is known from the scan
     monkeypatch.setattr(executors, "load", instrumented(executors.load))
     monkeypatch.setattr(executors, "reload", instrumented(executors.reload))
@@ -180,7 +186,7 @@ def test_streaming_reads_each_input_once_and_holds_at_most_the_limit(
     reread = report.phases[1].bytes_reread
     if limit is None:
         assert loads == len(paths) and reread == 0  # one pass
-        assert peak == len(paths)
+        assert peak <= 2, f"{peak} parsed inputs were alive at once"  # rows packed as each is read
     else:
         assert loads == 2 * len(paths) and reread == sum(p.stat().st_size for p in paths)  # spilled: two passes
         assert peak <= limit + 1, f"{peak} inputs were alive at once"
@@ -353,9 +359,10 @@ def test_cli_jobs_and_quiet(models: Models, tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert "merging" not in run.stderr  # stderr is a pipe: no progress bar
     report = json.loads(run.stdout)
-    # small inputs are read whole and parsed once by the scan, then never read again
+    # small inputs are read whole by the scan, which passes over their rows, then once more by the merge
     assert report["phases"]["load"]["bytes_read"] == sum(p.stat().st_size for p in paths)
-    assert report["phases"]["merge"]["bytes_read"] == report["phases"]["merge"]["bytes_reread"] == 0
+    assert report["phases"]["merge"]["bytes_read"] == sum(p.stat().st_size for p in paths[1:])
+    assert report["phases"]["merge"].get("bytes_reread", 0) == 0
     assert (tmp_path / "seq.model").read_bytes() == vwmerge.merge([vwmerge.load(p) for p in paths]).to_bytes()
 
     run = _cli("merge", "--quiet", "--jobs", "2", "-o", tmp_path / "par.model", *paths)

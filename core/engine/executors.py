@@ -76,19 +76,20 @@ class StateCache:
         self.used = 0
         self.states: dict[int, Any] = {}
         self.digests: dict[int, files.Digest] = {}
-        self.unchecked: set[int] = set()
 
     def room(self) -> int:
         """The largest file that may still be kept."""
         return max(0, min(self.file_max, self.budget - self.used - CACHED_STATE_OVERHEAD))
 
-    def put(self, index: int, state: Any, size: int, digest: files.Digest | None = None, *, checked: bool) -> None:
-        """Keep ``state``; ``checked``: its rows were checked for NaN/±inf as they were read
-        (else only the merged rows of a streamed merge are)."""
+    def put(self, index: int, state: Any, size: int, digest: files.Digest | None = None) -> None:
+        """Keep ``state`` (and the digest of the file's bytes it was read from)."""
         self.states[index] = state
-        if not checked:
-            self.unchecked.add(index)
         self.used += size + CACHED_STATE_OVERHEAD
+        self.note(index, digest)
+
+    def note(self, index: int, digest: files.Digest | None) -> None:
+        """Keep the digest of input ``index``'s bytes, taken when the scan read them whole (a
+        streamed merge reads them again and hashes nothing)."""
         if digest is not None:
             self.digests[index] = digest
 
@@ -187,13 +188,14 @@ class StreamPlan:
 
     def _state(self, ref: ModelRef, registry: Registry, digests: Digests | None = None, index: int = -1) -> Any:
         cache = _CACHES.get(self.cache) if self.cache and index >= 0 else None
+        if cache is not None and digests is not None and index in cache.digests:
+            digests[index] = cache.digests[index]
+            digests = None  # (the scan hashed the bytes it read)
         if cache is not None and index in cache.states:
-            if digests is not None and index in cache.digests:
-                digests[index] = cache.digests[index]
             return cache.states[index]
-        with files.mapped(ref.source) as source:
+        with _read(ref.source) as source:
             if digests is not None:
-                digests[index] = files.digest(source)  # the pages this read maps anyway
+                digests[index] = files.digest(source)  # the bytes this read reads anyway
             known = (ref.head, ref.header, ref.options) if ref.head else None
             if known is not None:
                 ws = reload(
@@ -262,6 +264,19 @@ class StreamPlan:
         partial_base = base if self.deltas_in_partials(registry, context) else None
         return fold(registry, self.stack_entry(context), context, read_ahead(states, enabled=self.read_ahead),
                     base=partial_base)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _read(source: str) -> Iterator[bytes | memoryview]:
+    """A model's bytes for one read of its rows: a small local file read whole (one read; its
+    rows are then in memory, which a merge holds without a file descriptor), else mapped."""
+    local = files.local_path(source)
+    data = files.read_whole(local, source, CACHED_FILE_MAX) if local is not None else None
+    if data is not None:
+        yield data
+        return
+    with files.mapped(source) as buf:
+        yield buf
 
 
 _END = object()

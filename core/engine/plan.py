@@ -153,6 +153,25 @@ class MergePlan:
 
 # --------------------------------------------------------------------------------------------
 # The decisions
+@attrs.frozen
+class CountOnly:
+    """A base learner's state as a streaming merge's scan keeps it when the learner streams and
+    there is no base model: only its example count, which is all the plan needs of it (its rows
+    and the rest are read when the merge comes to them). A fleet of small models then costs the
+    plan a few bytes each, not each one's parsed state (docs/scale.md)."""
+
+    count: float | None
+
+
+def example_count(registry: Registry, entry: StackEntry, state: Any) -> float | None:
+    """The base learner's weighted example count (``vwmerge_example_count``), or a
+    :class:`CountOnly`'s."""
+    if isinstance(state, CountOnly):
+        return state.count
+    count: float | None = registry.call("vwmerge_example_count", entry, state=state)
+    return count
+
+
 def check_compatible(first: Workspace, other: Workspace) -> None:
     def bad(what: str) -> IncompatibleModelsError:
         return IncompatibleModelsError(f"cannot be merged with {first.source}: {what}", source=other.source)
@@ -225,12 +244,12 @@ def check_premise(
     counters at 0 so that the deltas' counts are negative): an error naming it, or with
     ``force`` a warning per model. Models that record no count are not checked.
     """
-    base_count = registry.call("vwmerge_example_count", base.bottom, state=base.states[-1])
+    base_count = example_count(registry, base.bottom, base.states[-1])
     if base_count is None:
         return ()
     warnings = []
     for m in models:
-        count = registry.call("vwmerge_example_count", m.bottom, state=m.states[-1])
+        count = example_count(registry, m.bottom, m.states[-1])
         if count is None or count >= base_count:
             continue
         if not force:
@@ -310,7 +329,7 @@ def model_weights(
         return ModelWeights(vals, True, vals.astype(np.float32), tuple(w.tolist())), ()
 
     entry = models[0].bottom
-    counts: list[float | None] = [registry.call("vwmerge_example_count", entry, state=st) for st in bottom_states]
+    counts = [example_count(registry, entry, st) for st in bottom_states]
     eq = np.full(n, 1.0 / n)
     if any(c is None for c in counts):
         missing = [m.source for m, c in zip(models, counts, strict=True) if c is None]
@@ -494,7 +513,7 @@ def weighting_text(mw: ModelWeights, *, normalize: bool, base_mode: bool) -> str
 
 
 def model_plan(ws: Workspace, size: int | None, weight: float | None = None) -> ModelPlan:
-    count = ws.registry.call("vwmerge_example_count", ws.bottom, state=ws.states[-1])
+    count = example_count(ws.registry, ws.bottom, ws.states[-1])
     return ModelPlan(ws.source, size, ws.header.version_text, ws.header.bits, count, weight)
 
 

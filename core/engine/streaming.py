@@ -29,6 +29,7 @@ from ..model import files
 from ..model.inputs import expand_inputs, expand_one
 from ..model.workspace import KnownHeads, NonFiniteOutput, Workspace, load, scan_or_load, write_workspace_hashed
 from .executors import (
+    CACHED_FILE_MAX,
     Digests,
     Executor,
     ModelRef,
@@ -41,6 +42,7 @@ from .executors import (
 )
 from .merging import PreparedMerge, execute, merge_states, prepare_merge
 from .partial import supports_partial
+from .plan import CountOnly, example_count
 from .progress import Progress
 from .report import MergeReport, Phase, peak_rss_bytes, workers_peak_rss_bytes
 
@@ -59,6 +61,9 @@ class _Inputs:
     prep: PreparedMerge
     known: KnownHeads
     cache: StateCache
+    #: Bytes of the inputs the scan read whole without keeping their rows: the merge reads
+    #: them again (once, whole) when it streams their rows.
+    again: int = 0
 
     @property
     def total(self) -> int:
@@ -80,27 +85,40 @@ def _scan(
     provenance: bool = False,
     allow_nonfinite: bool = False,
 ) -> _Inputs:
-    """Every input's header and sections. A small local input is read whole and parsed once,
-    rows included; its base learner's state is kept in ``cache`` (within its budget) for the
-    merge, which then never reads the file again. Its rows' NaN/±inf check is deferred to the
-    merged rows (:func:`_write`) when the base learner streams (it has partial-result hooks)."""
+    """Every input's header and sections. A small local input is read whole (one read, no
+    mapping). When the base learner streams (it has partial-result hooks) its rows are passed
+    over here and read when the merge comes to them, so the scan keeps nothing of an input but
+    its header and sections (which the plan needs) and, with ``provenance``, its digest: memory
+    stays flat in the number of inputs (docs/scale.md). Otherwise its state is kept in ``cache``
+    (within its budget), rows included, for the merge, which then never reads the file again."""
     cache = cache if cache is not None else StateCache(budget=0)
     known = KnownHeads()
     scanned = []
     sizes = []
-    defer = False  # until the first model shows a base learner that streams
+    streams = False  # until the first model shows a base learner that streams
+    again = 0  # bytes of inputs read whole here whose rows the merge reads again
     with progress.task(f"reading {len(sources)} models", len(sources)) as advance:
         for i, source in enumerate(sources):
             found = scan_or_load(
-                source, whole_up_to=cache.room(), vw_options=vw_options, registry=registry, known=known,
-                allow_nonfinite=allow_nonfinite, defer_nonfinite=defer,
+                source, whole_up_to=CACHED_FILE_MAX if streams else cache.room(), vw_options=vw_options,
+                registry=registry, known=known, allow_nonfinite=allow_nonfinite, rows=not streams,
             )  # fmt: skip
+            ws = found.workspace
             if i == 0:
-                defer = not allow_nonfinite and supports_partial(registry, found.workspace.bottom)
-            if found.data is not None:
+                streams = supports_partial(registry, ws.bottom)
+            elif streams and base is None:  # all the plan needs of its base learner: the count
+                count = example_count(registry, ws.bottom, ws.states[-1])
+                ws = attrs.evolve(ws, states=(*ws.states[:-1], CountOnly(count)))
+            used = found.used
+            if found.data is not None:  # read whole: every byte read, and parsed or passed over
+                used = found.size
                 digest = files.digest(found.data) if provenance else None
-                cache.put(i, found.workspace.states[-1], found.size, digest, checked=not defer or i == 0)
-            scanned.append((found.workspace, found.used))
+                if streams and i > 0:  # (the first was read with its rows: kept like any other)
+                    cache.note(i, digest)
+                    again += found.size
+                else:
+                    cache.put(i, found.workspace.states[-1], found.size, digest)
+            scanned.append((ws, used))
             sizes.append(found.size)
             advance(1)
     base_scan = scan_or_load(base, vw_options=vw_options, registry=registry, known=known) if base is not None else None
@@ -111,7 +129,7 @@ def _scan(
         sizes=sizes, base_size=base_size if base else None, scale=scale, force=force,
     )  # fmt: skip
     heads = sum(n for _, n in scanned) + (base_scan.used if base_scan else 0)
-    return _Inputs(tuple(sources), tuple(sizes), base_size, heads, prep, known, cache)
+    return _Inputs(tuple(sources), tuple(sizes), base_size, heads, prep, known, cache, again)
 
 
 def _all_at_once(
@@ -126,7 +144,7 @@ def _all_at_once(
     cache = inputs.cache
     states = []
     for i, source in enumerate(inputs.sources):
-        if i in cache.states and i not in cache.unchecked:  # (see _scan: checked for NaN/inf)
+        if i in cache.states:
             st = cache.states[i]
             if digests is not None and i in cache.digests:
                 digests[i] = cache.digests[i]
@@ -277,8 +295,8 @@ def _merge_files(
         # A second pass reads every input again but the ones kept from the scan (and, in --jobs
         # and dask workers, the base; this process reads it once for every pass).
         again = sum(inputs.sizes) - cache.cached_bytes + (inputs.base_size if ex.parallel else 0)
-        merge_phase = Phase(  # the kept inputs were read whole by the scan, and never again
-            "merge", time.perf_counter() - start, bytes_read=inputs.total - inputs.heads,
+        merge_phase = Phase(  # kept inputs: read whole by the scan, never again; streamed ones: once more
+            "merge", time.perf_counter() - start, bytes_read=inputs.total - inputs.heads + inputs.again,
             bytes_reread=(passes - 1) * again,
         )  # fmt: skip
         if digests is not None:  # a file whose rows no step read (none do today): one pass to hash it
