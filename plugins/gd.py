@@ -684,14 +684,17 @@ class _Store:
         self.rows = 0
         self.count = 0
 
-    def append(self, index: int, rows: tuple[np.ndarray, np.ndarray], *, exact: bool = False) -> None:
-        """Input ``index``'s rows after the others; ``exact``: a new chunk just their size (a
-        partial of one input, most of which are combined into another's chunks at once)."""
+    def append(self, index: int, rows: tuple[np.ndarray, np.ndarray]) -> None:
+        """Input ``index``'s rows after the others' (a new chunk when the last is full)."""
         idx, vals = rows
         n = len(idx)
         last = self.chunks[-1] if self.chunks else None
-        if last is None or len(last.index) - last.rows < n or not np.can_cast(idx.dtype, last.index.dtype):
-            last = _Chunk(idx.dtype, vals.shape[1], n if exact else max(_CHUNK_ROWS, n))
+        if (
+            last is None
+            or len(last.index) - last.rows < n
+            or (idx.dtype != last.index.dtype and not np.can_cast(idx.dtype, last.index.dtype))
+        ):
+            last = _Chunk(idx.dtype, vals.shape[1], max(_CHUNK_ROWS, n))
             self.chunks.append(last)
         last.index[last.rows : last.rows + n] = idx
         last.values[last.rows : last.rows + n] = vals
@@ -711,20 +714,30 @@ class Packed:
     the longest value made from them (nothing sees past its end), else copies a first.
     """
 
-    __slots__ = ("_store", "count", "rows")
+    __slots__ = ("_single", "_store", "count", "rows")
 
-    def __init__(self, store: _Store, rows: int, count: int) -> None:
-        self._store, self.rows, self.count = store, rows, count
+    def __init__(
+        self,
+        store: _Store | None,
+        rows: int,
+        count: int,
+        single: tuple[int, tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
+        self._store, self.rows, self.count, self._single = store, rows, count, single
 
     @classmethod
     def of(cls, index: int, rows: tuple[np.ndarray, np.ndarray]) -> Packed:
-        store = _Store()
-        store.append(index, rows, exact=True)
-        return cls(store, store.rows, store.count)
+        """One input's rows, not yet copied (they are when it is added to another value)."""
+        return cls(None, len(rows[0]), 1, (index, rows))
 
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """Each chunk of this value's inputs, in input order: (row numbers, values rows × k,
         input positions, each input's first row in the chunk and the chunk's end)."""
+        if self._single is not None:
+            index, (idx, vals) = self._single
+            yield idx, vals, np.array([index], np.int64), np.array([0, len(idx)], np.int64)
+            return
+        assert self._store is not None
         left = self.count
         for c in self._store.chunks:
             if left <= 0:
@@ -737,6 +750,9 @@ class Packed:
 
     def items(self) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray]]]:
         """Each input's (position, (row numbers, values)): views of the chunks."""
+        if self._single is not None:
+            yield self._single
+            return
         for index, values, inputs, starts in self.chunks():
             for j in range(len(inputs)):
                 a, b = int(starts[j]), int(starts[j + 1])
@@ -744,12 +760,17 @@ class Packed:
 
     @property
     def nbytes(self) -> int:
+        """What these rows cost in memory once packed (16 bytes an input besides)."""
+        if self._single is not None:
+            idx, vals = self._single[1]
+            return idx.nbytes + len(idx) * 4 * vals.shape[1] + 16
         return sum(idx.nbytes + vals.nbytes + 16 * len(inputs) for idx, vals, inputs, _ in self.chunks())
 
     def _own(self) -> _Store:
         """A store whose end is this value's: the shared one, or a copy of this value's inputs."""
-        if self._store.rows == self.rows and self._store.count == self.count:
-            return self._store
+        st = self._store
+        if st is not None and st.rows == self.rows and st.count == self.count:
+            return st
         store = _Store()
         for index, rows in self.items():
             store.append(index, rows)
@@ -757,8 +778,11 @@ class Packed:
 
     def __add__(self, other: Packed) -> Packed:
         store = self._own()
-        for index, rows in other.items():
-            store.append(index, rows)
+        if other._single is not None:
+            store.append(*other._single)
+        else:
+            for index, rows in other.items():
+                store.append(index, rows)
         return Packed(store, store.rows, store.count)
 
     def __reduce__(self) -> tuple[Any, ...]:  # pickled (process executors) as its own rows

@@ -51,8 +51,12 @@ Digests = dict[int, files.Digest]
 
 #: The bytes of input files whose parsed states one merge keeps from its first read (their
 #: rows included), so that a small model is read and parsed once however many passes the merge
-#: makes. Inputs beyond it are read again in every pass. A bound, not an allocation.
-STATE_CACHE_BYTES = 64 << 20
+#: makes. Inputs beyond it are read again in every pass (a streamed base learner's: once more,
+#: whole, when the merge streams their rows; the scan keeps only what the plan needs of them).
+#: A bound, not an allocation: small, so that a fleet of models merges in memory flat in their
+#: number (a kept state costs about 3.4 KiB of memory for a 600-byte model; about 1,500 such
+#: models are kept, and each further one costs its record and its rows, docs/scale.md).
+STATE_CACHE_BYTES = 4 << 20
 #: Only files up to this size are read whole and kept (larger ones are mapped when their rows
 #: are needed, as before: their pages are the page cache's, not this process's).
 CACHED_FILE_MAX = 1 << 20
@@ -136,7 +140,8 @@ class ModelRef:
 class StreamPlan:
     """One reduction's streamed merge, described so that any process can take part in it."""
 
-    inputs: tuple[ModelRef, ...]
+    #: The inputs as the plan saw them (the merge context's own tuple: no object per input more).
+    inputs: tuple[ModelInfo, ...]
     sizes: tuple[int, ...]  #: bytes of each input file
     base: ModelRef | None  #: the base model, when inputs are merged as deltas from it
     output_header: Header
@@ -152,10 +157,19 @@ class StreamPlan:
     defer_nonfinite: bool = False
     #: The key of the merge's :class:`StateCache` (states parsed by the scan), if any.
     cache: str = ""
+    #: The bytes of the inputs' distinct headers (a read that finds them again skips parsing).
+    heads: tuple[tuple[Header, bytes], ...] = ()
 
     @property
     def count(self) -> int:
         return len(self.inputs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled (for ``--jobs`` and dask workers) without the inputs' stacks, which hold the
+        plugins' objects: a worker derives them from its own plugins (:meth:`context`)."""
+        fields = attrs.asdict(self, recurse=False)
+        fields["inputs"] = tuple(ModelInfo(m.header, m.options, (), m.source) for m in self.inputs)
+        return (_stream_plan, (fields,))
 
     @property
     def read_ahead(self) -> bool:
@@ -167,10 +181,16 @@ class StreamPlan:
         self, registry: Registry, *, pass_index: int = 0, prior: Any = None, in_place: bool = False
     ) -> PartialContext:
         stacks: dict[Options, tuple[StackEntry, ...]] = {}  # models share their options: derive once
+        same = True  # the stacks this process's plugins derive are the plan's (always, but checked)
         for m in self.inputs:
             if m.options not in stacks:
                 stacks[m.options] = registry.derive_stack(m.options, m.source)
-        models = tuple(ModelInfo(m.header, m.options, stacks[m.options], m.source) for m in self.inputs)
+                same = same and stacks[m.options] == m.stack
+        models = (
+            self.inputs
+            if same
+            else tuple(ModelInfo(m.header, m.options, stacks[m.options], m.source) for m in self.inputs)
+        )
         output = ModelInfo(
             self.output_header,
             implied_options(self.output_header, Options.parse(self.output_header.options_text)),
@@ -186,7 +206,14 @@ class StreamPlan:
     def stack_entry(self, context: PartialContext) -> StackEntry:
         return context.output.stack[self.entry]
 
-    def _state(self, ref: ModelRef, registry: Registry, digests: Digests | None = None, index: int = -1) -> Any:
+    def _head(self, ref: ModelRef | ModelInfo) -> bytes:
+        if isinstance(ref, ModelRef):
+            return ref.head
+        return next((b for h, b in self.heads if h is ref.header), b"")
+
+    def _state(
+        self, ref: ModelRef | ModelInfo, registry: Registry, digests: Digests | None = None, index: int = -1
+    ) -> Any:
         cache = _CACHES.get(self.cache) if self.cache and index >= 0 else None
         if cache is not None and digests is not None and index in cache.digests:
             digests[index] = cache.digests[index]
@@ -196,7 +223,8 @@ class StreamPlan:
         with _read(ref.source) as source:
             if digests is not None:
                 digests[index] = files.digest(source)  # the bytes this read reads anyway
-            known = (ref.head, ref.header, ref.options) if ref.head else None
+            head = self._head(ref)
+            known = (head, ref.header, ref.options) if head else None
             if known is not None:
                 ws = reload(
                     source, known, vw_options=self.vw_options, registry=registry, name=ref.source,
@@ -277,6 +305,10 @@ def _read(source: str) -> Iterator[bytes | memoryview]:
         return
     with files.mapped(source) as buf:
         yield buf
+
+
+def _stream_plan(fields: dict[str, Any]) -> StreamPlan:
+    return StreamPlan(**fields)
 
 
 _END = object()

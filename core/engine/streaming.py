@@ -86,11 +86,12 @@ def _scan(
     allow_nonfinite: bool = False,
 ) -> _Inputs:
     """Every input's header and sections. A small local input is read whole (one read, no
-    mapping). When the base learner streams (it has partial-result hooks) its rows are passed
-    over here and read when the merge comes to them, so the scan keeps nothing of an input but
-    its header and sections (which the plan needs) and, with ``provenance``, its digest: memory
-    stays flat in the number of inputs (docs/scale.md). Otherwise its state is kept in ``cache``
-    (within its budget), rows included, for the merge, which then never reads the file again."""
+    mapping) and, while ``cache`` has room, parsed with its rows, its base learner's state kept
+    for the merge, which then never reads the file again. Past the cache's budget, when the
+    base learner streams (it has partial-result hooks), a small input's rows are passed over and
+    the scan keeps of its base learner's state only its example count (:class:`CountOnly`,
+    without a base model) and, with ``provenance``, its digest; the merge reads it again when it
+    streams its rows: memory stays flat in the number of inputs (docs/scale.md)."""
     cache = cache if cache is not None else StateCache(budget=0)
     known = KnownHeads()
     scanned = []
@@ -99,25 +100,27 @@ def _scan(
     again = 0  # bytes of inputs read whole here whose rows the merge reads again
     with progress.task(f"reading {len(sources)} models", len(sources)) as advance:
         for i, source in enumerate(sources):
+            room = cache.room()
             found = scan_or_load(
-                source, whole_up_to=CACHED_FILE_MAX if streams else cache.room(), vw_options=vw_options,
-                registry=registry, known=known, allow_nonfinite=allow_nonfinite, rows=not streams,
+                source, whole_up_to=CACHED_FILE_MAX if streams else room, rows_up_to=room, vw_options=vw_options,
+                registry=registry, known=known, allow_nonfinite=allow_nonfinite,
             )  # fmt: skip
             ws = found.workspace
             if i == 0:
                 streams = supports_partial(registry, ws.bottom)
-            elif streams and base is None:  # all the plan needs of its base learner: the count
-                count = example_count(registry, ws.bottom, ws.states[-1])
-                ws = attrs.evolve(ws, states=(*ws.states[:-1], CountOnly(count)))
+            kept = found.data is not None and found.size <= room
+            if streams and not kept and base is None:  # all the plan needs of its base learner: the count
+                count = CountOnly(example_count(registry, ws.bottom, ws.states[-1]))
+                ws = attrs.evolve(ws, states=(*ws.states[:-1], count))
             used = found.used
             if found.data is not None:  # read whole: every byte read, and parsed or passed over
                 used = found.size
                 digest = files.digest(found.data) if provenance else None
-                if streams and i > 0:  # (the first was read with its rows: kept like any other)
+                if kept:
+                    cache.put(i, found.workspace.states[-1], found.size, digest)
+                else:
                     cache.note(i, digest)
                     again += found.size
-                else:
-                    cache.put(i, found.workspace.states[-1], found.size, digest)
             scanned.append((ws, used))
             sizes.append(found.size)
             advance(1)
@@ -272,15 +275,12 @@ def _merge_files(
                 return _all_at_once(
                     inputs, k, entry, base_state, full_base, vw_options, stack, digests, allow_nonfinite
                 )
-            refs = tuple(
-                ModelRef(ws.source, ws.header, ws.options) if i in cache.states else ModelRef.of(ws, inputs.known)
-                for i, ws in enumerate(prep.models)
-            )  # a kept state needs no header bytes to recognise its file by
+            base_ref = ModelRef.of(prep.base, inputs.known) if prep.base is not None else None
             plan = StreamPlan(
-                refs, inputs.sizes, ModelRef.of(prep.base, inputs.known) if prep.base is not None else None,
+                prep.context.models, inputs.sizes, base_ref,
                 prep.header, prep.context.weights, k, exact=not ex.parallel, vw_options=vw_options,
                 digest=provenance, allow_nonfinite=allow_nonfinite, defer_nonfinite=not allow_nonfinite,
-                cache=cache.key,
+                cache=cache.key, heads=tuple((h, b) for b, h, _ in inputs.known.entries()),
             )  # fmt: skip
             with quiet_arithmetic(plan):
                 streamed = ex.merge(plan, reg, bar)

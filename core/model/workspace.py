@@ -269,17 +269,19 @@ def scan_or_load(
     known: KnownHeads | None = None,
     allow_nonfinite: bool = False,
     defer_nonfinite: bool = False,
-    rows: bool = True,
+    rows_up_to: int | None = None,
 ) -> Scanned:
     """A local file of at most ``whole_up_to`` bytes read whole (one open, one read, no mapping:
     a small model costs its size, not a mapped page) and loaded with its rows, as :func:`load`
-    loads it (``rows=False``: as :func:`scan` parses it, its rows passed over); any other file
-    as :func:`scan` reads it. ``known``: headers read before (shared)."""
+    loads it, if it has at most ``rows_up_to`` bytes (default ``whole_up_to``), else parsed as
+    :func:`scan` parses it, its rows passed over; any other file as :func:`scan` reads it.
+    ``known``: headers read before (shared)."""
     local = files.local_path(target) if whole_up_to > 0 else None
     data = files.read_whole(local, target, whole_up_to) if local is not None else None
     if data is None:
         ws, used, size = _scan(target, vw_options, registry, known)
         return Scanned(ws, used, size)
+    rows = len(data) <= (whole_up_to if rows_up_to is None else rows_up_to)
     ws, used = _load(
         data, load_weights=rows, vw_options=vw_options, registry=registry, name=target, known=known,
         allow_nonfinite=allow_nonfinite, defer_nonfinite=defer_nonfinite,
