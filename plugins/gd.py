@@ -763,7 +763,7 @@ class Packed:
         """What these rows cost in memory once packed (16 bytes an input besides)."""
         if self._single is not None:
             idx, vals = self._single[1]
-            return idx.nbytes + len(idx) * 4 * vals.shape[1] + 16
+            return int(idx.nbytes) + len(idx) * 4 * int(vals.shape[1]) + 16
         return sum(idx.nbytes + vals.nbytes + 16 * len(inputs) for idx, vals, inputs, _ in self.chunks())
 
     def _own(self) -> _Store:
