@@ -270,3 +270,27 @@ def test_equal_counts_pass_the_premise(days: tuple[Path, list[Path]], tmp_path: 
     out = tmp_path / "same.model"
     run = cli("merge", "-o", out, "--base", base, base, *resumed)
     assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.parametrize("cache_bytes", [None, 0], ids=["kept", "row-less"])
+def test_a_streaming_scan_that_keeps_only_counts_plans_base_mode_the_same(
+    days: tuple[Path, list[Path]], tmp_path: Path, cache_bytes: int | None
+) -> None:
+    """Past the small-model cache (``cache_bytes=0`` here) the scan keeps of each model only its
+    example count and its delta's from the base (``CountOnly``): the same bytes as the merge in
+    memory, with and without ``--scale``, the same premise error naming the model, and with
+    ``force`` the same warnings."""
+    base, resumed = days
+    for scale in (None, 0.5):
+        expected = vwmerge.merge([vwmerge.load(p) for p in resumed], base=vwmerge.load(base), scale=scale).to_bytes()
+        out = tmp_path / f"out-{scale}.model"
+        merge_files(resumed, out, base=base, scale=scale, progress=False, cache_bytes=cache_bytes)
+        assert out.read_bytes() == expected, scale
+    day1, (day2, day3) = base, resumed
+    with pytest.raises(vwmerge.MergeError, match="fewer than the base") as refused:
+        merge_files([day1, day2], tmp_path / "wrong.model", base=day3, progress=False, cache_bytes=cache_bytes)
+    assert str(day1) in str(refused.value) and str(day3) in str(refused.value)
+    report = merge_files(
+        [day1, day2], tmp_path / "forced.model", base=day3, force=True, progress=False, cache_bytes=cache_bytes
+    )
+    assert {w.fields["model"] for w in report.plan.warnings if "fewer examples" in w.event} == {str(day1), str(day2)}

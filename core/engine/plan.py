@@ -155,12 +155,36 @@ class MergePlan:
 # The decisions
 @attrs.frozen
 class CountOnly:
-    """A base learner's state as a streaming merge's scan keeps it when the learner streams and
-    there is no base model: only its example count, which is all the plan needs of it (its rows
-    and the rest are read when the merge comes to them). A fleet of small models then costs the
-    plan a few bytes each, not each one's parsed state (docs/scale.md)."""
+    """A base learner's state as a streaming merge's scan keeps it when the learner streams:
+    only its example count, which is all the plan needs of it (its rows and the rest are read
+    when the merge comes to them), and in base mode its delta from the base's (``vwmerge_subtract``
+    taken by the scan), reduced the same way, or None where the plugin declined. A fleet of
+    small models then costs the plan a few bytes each, not each one's parsed state
+    (docs/scale.md)."""
 
     count: float | None
+    base_mode: bool = False
+    delta: CountOnly | None = None
+
+    @classmethod
+    def of(cls, registry: Registry, model: Workspace, base: Workspace | None, scale: float | None) -> CountOnly | None:
+        """``model``'s base learner's state reduced to its count (and its delta's); None when
+        the subtraction fails: the plan then subtracts, and reports the problem, as it would."""
+        entry, state = model.bottom, model.states[-1]
+        count = example_count(registry, entry, state)
+        if base is None:
+            return cls(count)
+        if not (registry.implements("vwmerge_subtract", entry) and registry.implements("vwmerge_add", entry)):
+            return cls(count, True)
+        weights = ModelWeights(np.zeros(0), False, np.zeros(0, np.float32), ())
+        context = MergeContext(
+            (model.info,), base.info, model.info, weights, registry, scale=1.0 if scale is None else float(scale)
+        )  # (the one model: a streaming scan subtracts each model as it reads it)
+        try:
+            delta = registry.call("vwmerge_subtract", entry, state=state, base=base.states[-1], context=context)
+        except VWMergeError:
+            return None
+        return cls(count, True, cls(example_count(registry, entry, delta)) if delta is not None else None)
 
 
 def example_count(registry: Registry, entry: StackEntry, state: Any) -> float | None:
@@ -623,7 +647,9 @@ def decide(
             for k, entry in enumerate(stack):
                 if entry.section and additive[k]:
                     deltas = [
-                        reg.call("vwmerge_subtract", entry, state=s, base=base.states[k], context=provisional)
+                        s.delta
+                        if isinstance(s, CountOnly)
+                        else reg.call("vwmerge_subtract", entry, state=s, base=base.states[k], context=provisional)
                         for s in per_entry[k]
                     ]
                     # A plugin with several reductions may subtract only some of them: None declines.

@@ -42,7 +42,7 @@ from .executors import (
 )
 from .merging import PreparedMerge, execute, merge_states, prepare_merge
 from .partial import supports_partial
-from .plan import CountOnly, example_count
+from .plan import CountOnly
 from .progress import Progress
 from .report import MergeReport, Phase, peak_rss_bytes, workers_peak_rss_bytes
 
@@ -90,14 +90,17 @@ def _scan(
     for the merge, which then never reads the file again. Past the cache's budget, when the
     base learner streams (it has partial-result hooks), a small input's rows are passed over and
     the scan keeps of its base learner's state only its example count (:class:`CountOnly`,
-    without a base model) and, with ``provenance``, its digest; the merge reads it again when it
-    streams its rows: memory stays flat in the number of inputs (docs/scale.md)."""
+    and in base mode its delta's, the base being scanned first) and, with ``provenance``, its
+    digest; the merge reads it again when it streams its rows: memory stays flat in the number
+    of inputs (docs/scale.md)."""
     cache = cache if cache is not None else StateCache(budget=0)
     known = KnownHeads()
     scanned = []
     sizes = []
     streams = False  # until the first model shows a base learner that streams
     again = 0  # bytes of inputs read whole here whose rows the merge reads again
+    base_scan = scan_or_load(base, vw_options=vw_options, registry=registry, known=known) if base is not None else None
+    base_ws = base_scan.workspace if base_scan is not None else None
     with progress.task(f"reading {len(sources)} models", len(sources)) as advance:
         for i, source in enumerate(sources):
             room = cache.room()
@@ -109,9 +112,10 @@ def _scan(
             if i == 0:
                 streams = supports_partial(registry, ws.bottom)
             kept = found.data is not None and found.size <= room
-            if streams and not kept and base is None:  # all the plan needs of its base learner: the count
-                count = CountOnly(example_count(registry, ws.bottom, ws.states[-1]))
-                ws = attrs.evolve(ws, states=(*ws.states[:-1], count))
+            if streams and not kept:  # all the plan needs of its base learner: the count (and its delta's)
+                count = CountOnly.of(registry, ws, base_ws, scale)
+                if count is not None:
+                    ws = attrs.evolve(ws, states=(*ws.states[:-1], count))
             used = found.used
             if found.data is not None:  # read whole: every byte read, and parsed or passed over
                 used = found.size
@@ -124,7 +128,6 @@ def _scan(
             scanned.append((ws, used))
             sizes.append(found.size)
             advance(1)
-    base_scan = scan_or_load(base, vw_options=vw_options, registry=registry, known=known) if base is not None else None
     base_size = base_scan.size if base_scan is not None else 0
     prep = prepare_merge(
         [ws for ws, _ in scanned], weights=weights, normalize=normalize,
