@@ -144,6 +144,12 @@ def vwmerge_subtract(reduction: StackEntry, state: Any, base: Any, context: Merg
 
     Return None to decline for this reduction (a plugin owning several reductions may subtract
     only some): the core then passes the undiffed states and the base to ``vwmerge_merge``.
+
+    For a base learner the plan needs only the delta's example count (the weights come from the
+    deltas): a streaming merge's scan calls this on each model's state without its rows, as it
+    reads that model, with a ``context`` whose ``models`` is that one model, and keeps the count
+    (a fleet then costs the plan a few bytes a model); the rows' deltas are taken later, by
+    ``vwmerge_merge_partial_delta`` or this hook again.
     """
 
 
