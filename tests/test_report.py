@@ -23,6 +23,7 @@ import vwmerge
 from helpers.cli import assert_one_error as one_error
 from helpers.cli import run_cli as cli
 from helpers.models import Models
+from vwmerge.cli.render import json_chunks, to_json
 from vwmerge.engine.pipeline import MergeRequest, run_merge
 
 ARGS = "-q ab"  # gd with adaptive sums: the exact merge reads every input twice (two passes)
@@ -202,6 +203,18 @@ def test_library_run_merge_and_verify(models: Models, tmp_path: Path) -> None:
     plain = run_merge(MergeRequest(paths[1:], out, base=paths[1]))
     with pytest.raises(vwmerge.MergeError, match="recorded no provenance"):
         plain.to_provenance()
+
+
+def test_the_streamed_document_is_the_whole_one(models: Models, tmp_path: Path) -> None:
+    """``--report``/``--json`` stream the document (one input's record made at a time, the text
+    written in pieces): the same text as the document made whole."""
+    paths = [str(p) for p in copies(models.inputs(ARGS, 3), tmp_path / "in")]
+    report = run_merge(MergeRequest(paths, str(tmp_path / "m.model"), provenance=True))
+    lazy = report.to_provenance(lazy=True)
+    assert len(lazy["inputs"]) == 3 and lazy["inputs"]
+    streamed = "".join(json_chunks(lazy, size=64))
+    assert streamed == to_json(report.to_provenance())
+    assert [i["url"] for i in json.loads(streamed)["inputs"]] == paths
 
 
 # --------------------------------------------------------------------------------------------

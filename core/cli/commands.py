@@ -315,8 +315,10 @@ def merge_command(
     if output is None and not dry_run:
         raise click.UsageError("Missing option '-o' / '--output' (the merged model's file name).", ctx)
     _start(ctx)
+    import itertools
+
     from ..engine.pipeline import check_report_path, run_merge, write_text
-    from .render import to_json
+    from .render import json_chunks
 
     request = _request(ctx, models, models_from, output, base, weights, normalize, vw_options, scale, force)
     if dry_run:
@@ -335,12 +337,14 @@ def merge_command(
             request = request.expanded()  # (the report may not be any of the files patterns stand for)
             check_report_path(report_path, request)
         report = run_merge(request, argv=getattr(sys, "orig_argv", sys.argv))
-        document = to_json(report.to_provenance()) if provenance else ""
+        document = report.to_provenance(lazy=True) if provenance else {}  # (streamed: one input's record at a time)
         if report_path is not None:
-            write_text(report_path, document + "\n")
+            write_text(report_path, itertools.chain(json_chunks(document), ["\n"]))
     logs.get_logger().info("merged", **report.log_fields(), **({"report": report_path} if report_path else {}))
     if as_json:
-        click.echo(document)
+        for piece in json_chunks(document):
+            click.echo(piece, nl=False)
+        click.echo()
 
 
 @main.command("check", epilog=DEFAULT_WEIGHTING)

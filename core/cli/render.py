@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import math
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..contract.registry import BrokenPlugin, PluginInfo
 from ..engine.pipeline import DryRun
+from ..engine.report import Records
 
 
 # --------------------------------------------------------------------------------------------
@@ -23,6 +24,8 @@ from ..engine.pipeline import DryRun
 def jsonable(obj: Any) -> Any:
     """Plain JSON types: numpy scalars and arrays unwrapped, tuples as lists, bytes decoded,
     and NaN/±inf as strings (JSON has no spelling for them and readers choke on ``NaN``)."""
+    if isinstance(obj, Records):  # (its items made JSON-able as they are made)
+        return Records(len(obj), lambda: (jsonable(v) for v in iter(obj)))
     if isinstance(obj, Mapping):
         return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set, frozenset)):
@@ -44,6 +47,22 @@ def jsonable(obj: Any) -> Any:
 
 def to_json(obj: Any) -> str:
     return json.dumps(jsonable(obj), indent=2, allow_nan=False)
+
+
+def json_chunks(obj: Any, size: int = 1 << 16) -> Iterator[str]:
+    """:func:`to_json`'s text in pieces of about ``size`` characters, made as they are asked
+    for: a document whose lists are :class:`~vwmerge.engine.report.Records` is never whole in
+    memory (json's encoder streams when it indents)."""
+    pieces: list[str] = []
+    held = 0
+    for piece in json.JSONEncoder(indent=2, allow_nan=False).iterencode(jsonable(obj)):
+        pieces.append(piece)
+        held += len(piece)
+        if held >= size:
+            yield "".join(pieces)
+            pieces, held = [], 0
+    if pieces:
+        yield "".join(pieces)
 
 
 # --------------------------------------------------------------------------------------------

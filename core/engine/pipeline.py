@@ -211,10 +211,12 @@ def check_report_path(report: str, request: MergeRequest) -> None:
         raise MergeError(f"cannot write the report: directory {target.parent} is not writable", source=report)
 
 
-def write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file renamed over it (never half a file)."""
+def write_text(path: str, text: str | Iterable[str]) -> None:
+    """Write ``text`` (or its pieces, in order) to ``path`` through a temporary file renamed
+    over it (never half a file)."""
     with files.open_output(path) as f:
-        f.write(text.encode("utf-8"))
+        for piece in [text] if isinstance(text, str) else text:
+            f.write(piece.encode("utf-8"))
 
 
 # --------------------------------------------------------------------------------------------

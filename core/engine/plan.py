@@ -127,16 +127,7 @@ class MergePlan:
 
     def to_dict(self, outcomes: Sequence[Outcome] = ()) -> dict[str, Any]:
         """A JSON-able document; ``outcomes`` (from executing the plan) join their steps."""
-        by_name = {o.reduction: o for o in outcomes}
-        stack = []
-        for s in self.steps:
-            d = attrs.asdict(s)
-            if s.reduction in by_name:
-                d["outcome"] = attrs.asdict(by_name[s.reduction], filter=lambda a, _: a.name != "reduction")
-            stack.append(d)
-        warnings = [w.to_dict() for w in self.warnings]
-        for o in outcomes:
-            warnings += [{"level": "warning", **w} for w in o.warnings if {"level": "warning", **w} not in warnings]
+        stack, warnings = self.steps_and_warnings(outcomes)
         return {
             "ok": self.ok,
             "error": str(self.error) if self.error else None,
@@ -149,6 +140,20 @@ class MergePlan:
             "stack": stack,
             "warnings": warnings,
         }
+
+    def steps_and_warnings(self, outcomes: Sequence[Outcome] = ()) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """:meth:`to_dict`'s ``stack`` and ``warnings`` (without a record per model)."""
+        by_name = {o.reduction: o for o in outcomes}
+        stack = []
+        for s in self.steps:
+            d = attrs.asdict(s)
+            if s.reduction in by_name:
+                d["outcome"] = attrs.asdict(by_name[s.reduction], filter=lambda a, _: a.name != "reduction")
+            stack.append(d)
+        warnings = [w.to_dict() for w in self.warnings]
+        for o in outcomes:
+            warnings += [{"level": "warning", **w} for w in o.warnings if {"level": "warning", **w} not in warnings]
+        return stack, warnings
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -108,10 +108,12 @@ class MergeReport:
             "worker_peak_rss_bytes": self.worker_peak_rss_bytes,
         }
 
-    def to_provenance(self) -> dict[str, Any]:
+    def to_provenance(self, *, lazy: bool = False) -> dict[str, Any]:
         """The provenance report (schema :data:`SCHEMA`, docs/report.md) as a JSON-able dict.
 
         Needs a merge run with ``provenance=True`` (``vwmerge merge --report``/``--json``).
+        ``lazy``: ``inputs`` is :class:`Records`, each input's record made as it is iterated (a
+        writer that streams the document then holds one, not one per model).
         """
         if self.plan is None or self.output_digest is None or len(self.input_digests) != self.models:
             raise MergeError("this merge recorded no provenance; run it with provenance=True (vwmerge merge --report)")
@@ -123,7 +125,9 @@ class MergeReport:
                 "vw_version": m.version, "bits": m.bits,
             }  # fmt: skip
 
-        doc = plan.to_dict(self.outcomes)
+        stack, warnings = plan.steps_and_warnings(self.outcomes)
+        digests = self.input_digests
+        paths = [m.path for m in plan.models]
         timings = self.to_dict()
         base = None
         if self.base is not None and plan.base is not None and self.base_digest is not None:
@@ -143,10 +147,12 @@ class MergeReport:
                 "vw_options": self.vw_options,
                 "executor": self.executor,
             },
-            "inputs": [model(m, d, m.path) for m, d in zip(plan.models, self.input_digests, strict=True)],
+            "inputs": Records(len(plan.models), lambda: map(model, plan.models, digests, paths))
+            if lazy
+            else [model(m, d, m.path) for m, d in zip(plan.models, digests, strict=True)],
             "base": base,
-            "stack": doc["stack"],
-            "warnings": doc["warnings"],
+            "stack": stack,
+            "warnings": warnings,
             "output": {"url": self.output, "size": self.output_digest.size, "sha256": self.output_digest.sha256},
             **{k: timings[k] for k in ("phases", "seconds", "bytes_read", "bytes_written")},
             "bytes_reread": sum(p.bytes_reread for p in self.phases),
@@ -185,6 +191,26 @@ def _own_version() -> str:
 
 # --------------------------------------------------------------------------------------------
 # vwmerge verify
+class Records(list):  # type: ignore[type-arg]
+    """A list in a JSON document whose items are made as it is iterated (``count`` of them):
+    :meth:`MergeReport.to_provenance`'s ``inputs`` when the document is streamed out (json's
+    streaming encoder takes it for a list: it asks only its length and its items in order).
+    It holds none of them: do not index it."""
+
+    def __init__(self, count: int, items: Callable[[], Iterator[Any]]) -> None:
+        super().__init__()
+        self._count, self._items = count, items
+
+    def __bool__(self) -> bool:
+        return self._count > 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self._items()
+
+
 @attrs.frozen
 class Mismatch:
     """The first file that does not match its report: which, and how."""
