@@ -1021,8 +1021,8 @@ def _walked(partial: GdPartial, context: PartialContext) -> WeightTable:
     ai = columns.index("adaptive") if mode == "adaptive" else -1
     dtype = np.float64 if mode == "weighted" else np.float32
     base = partial.base_rows
-    if base is None and not partial.held and partial.packed is not None:
-        return _walked_packed(partial.packed, partial.bits, columns, mode, ai, dtype, context)
+    if not partial.held and partial.packed is not None and (base is None or len(base[0]) <= _PACKED_BASE_ROWS):
+        return _walked_packed(partial.packed, partial.bits, columns, mode, ai, dtype, context, base)
     held = partial.held_inputs()
     n = len(held)
     factors: list[Any] = [float(w.values[i]) if mode == "weighted" else w.vw_f32[i] for i, _ in held]
@@ -1120,28 +1120,53 @@ def _walked(partial: GdPartial, context: PartialContext) -> WeightTable:
     return walk_rows(sources, partial.bits, columns, merge_block)
 
 
+#: Base mode walks packed inputs without an array per input only for a base of at most this
+#: many rows: every input contributes at every base row (−θ_b where it has none), input by input.
+_PACKED_BASE_ROWS = 1 << 14
+#: Entries (an input's rows and the base's it lacks) per group in :func:`_packed_deltas`.
+_PACKED_GROUP = 1 << 20
+
+
 def _walked_packed(
-    packed: Packed, bits: int, columns: tuple[str, ...], mode: str, ai: int, dtype: Any, context: PartialContext
-) -> WeightTable:
+    packed: Packed, bits: int, columns: tuple[str, ...], mode: str, ai: int, dtype: Any, context: PartialContext,
+    base: tuple[np.ndarray, np.ndarray] | None = None,
+) -> WeightTable:  # fmt: skip
     """:func:`_walked` of inputs that are all packed in memory, with no array per input: their
     rows, in input order, go through ``np.add.at`` a chunk at a time over the sorted union of
     their row numbers, so each position's additions are in input order from +0.0 (A first, then
     the contributions, float32 on the adaptive path): the operations of the walk's batched
-    blocks, the same bytes. The finish (rows kept, -0 as +0, the file's layout) is the walk's,
-    over the union."""
-    w = context.weights
-    every = w.values if mode == "weighted" else w.vw_f32
-    union = np.unique(np.concatenate([index for index, _, _, _ in packed.chunks()]))
+    blocks, the same bytes. In base mode each input adds its delta f32(θᵢ − θ_b) at its rows and
+    0 − θ_b at the base's rows it lacks (:func:`_packed_deltas`), as the walk spreads it; a
+    position neither has adds +0, which changes no sum. The finish (rows kept, -0 as +0, the
+    file's layout) is the walk's, over the union."""
+    every = np.asarray(context.weights.values if mode == "weighted" else context.weights.vw_f32, dtype)
+    indexes = [index for index, _, _, _ in packed.chunks()]
+    if base is not None:
+        indexes.append(np.asarray(base[0]))
+    union = np.unique(np.concatenate(indexes))
     k = len(columns)
+    theta_b = base_pos = None
+    if base is not None:
+        base_pos = np.searchsorted(union, np.asarray(base[0]))
+        theta_b = np.zeros((len(union), k), np.float32)
+        theta_b[base_pos] = base[1]
+
+    def entries() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(positions, values rows × k, each row's weight factor), input order."""
+        for index, vals, inputs, starts in packed.chunks():
+            pos = np.searchsorted(union, index)
+            if theta_b is None or base_pos is None:
+                yield pos, vals, np.repeat(every[inputs], np.diff(starts))
+            else:
+                yield from _packed_deltas(pos, vals, every[inputs], starts, theta_b, base_pos)
+
     out = np.zeros((k, len(union)), dtype)
     with np.errstate(all="ignore"):  # (non-finite rows are the core's to report)
         if mode == "adaptive":
             total = np.zeros(len(union), np.float32)
-            for index, values, _, _ in packed.chunks():
-                np.add.at(total, np.searchsorted(union, index), np.ascontiguousarray(values[:, ai]))
-        for index, vals, inputs, starts in packed.chunks():
-            pos = np.searchsorted(union, index)
-            factor = np.repeat(np.asarray(every[inputs], dtype), np.diff(starts))
+            for pos, vals, _ in entries():
+                np.add.at(total, pos, np.ascontiguousarray(vals[:, ai]))
+        for pos, vals, factor in entries():
             if mode == "adaptive":
                 a = np.ascontiguousarray(vals[:, ai])
                 at = total[pos]
@@ -1163,6 +1188,37 @@ def _walked_packed(
         return spread
 
     return walk_rows([(union, np.zeros((len(union), 0), np.float32))], bits, columns, merge_block)
+
+
+def _packed_deltas(
+    pos: np.ndarray, vals: np.ndarray, factors: np.ndarray, starts: np.ndarray, theta_b: np.ndarray,
+    base_pos: np.ndarray,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:  # fmt: skip
+    """One chunk's inputs as base-mode deltas, a group of inputs at a time, input by input:
+    f32(θᵢ − θ_b) at input i's rows (``pos``, ``vals``), then 0 − θ_b at each base row it lacks."""
+    counts = np.diff(starts)
+    m, nb, size = len(counts), len(base_pos), len(theta_b)
+    g0 = 0
+    while g0 < m:
+        cum = np.cumsum(counts[g0:] + nb)
+        g1 = g0 + max(1, int(np.searchsorted(cum, _PACKED_GROUP, side="right")))
+        a, b = int(starts[g0]), int(starts[g1])
+        owner = np.repeat(np.arange(g1 - g0), counts[g0:g1])
+        p = pos[a:b]
+        own = np.subtract(vals[a:b], theta_b[p], dtype=np.float32)
+        lacking_owner = np.repeat(np.arange(g1 - g0), nb)
+        lacking_pos = np.tile(base_pos, g1 - g0)
+        lacks = ~np.isin(lacking_owner * size + lacking_pos, owner * size + p)
+        lacking_owner, lacking_pos = lacking_owner[lacks], lacking_pos[lacks]
+        lacked = np.subtract(np.float32(0), theta_b[lacking_pos], dtype=np.float32)  # 0 − θ_b: +0 stays +0
+        all_owner = np.concatenate([owner, lacking_owner])
+        order = np.argsort(all_owner, kind="stable")  # input order; an input's rows are distinct
+        yield (
+            np.concatenate([p, lacking_pos])[order],
+            np.concatenate([own, lacked])[order],
+            factors[g0:g1][all_owner[order]],
+        )
+        g0 = g1
 
 
 def _adaptive_final(columns: tuple[str, ...]) -> Any:

@@ -202,6 +202,25 @@ def test_base_mode_deltas_per_block_equal_whole_deltas_and_vw(
     assert (tmp_path / "thin_one.model").read_bytes() == (tmp_path / "thin_two.model").read_bytes()
 
 
+@pytest.mark.parametrize("weights", [None, (3.0, 1.0)], ids=["counts", "explicit"])
+@pytest.mark.parametrize("args", ["", "--sgd", "--normalized"], ids=["default", "sgd", "normalized"])
+def test_packed_base_mode_walk_equals_the_walk_input_by_input(
+    models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: str, weights: tuple[float, ...] | None
+) -> None:
+    """Small inputs in base mode: their packed rows walked as deltas without an array per input
+    (each input f32(θᵢ − θ_b) at its rows, 0 − θ_b at the base's rows it lacks) give the bytes of
+    the walk that spreads every input over the block, and of the merge in memory; inputs lacking
+    some of the base's rows included."""
+    base, inputs = models.resumed(args)
+    thinned = [_without_some_rows(inputs[0], tmp_path / "thin.model", 3), *inputs[1:]]
+    expected = vwmerge.merge([vwmerge.load(p) for p in thinned], base=vwmerge.load(base), weights=weights).to_bytes()
+    packed = merge_files(thinned, tmp_path / "packed.model", base=base, weights=weights, progress=False, cache_bytes=0)
+    monkeypatch.setattr(gd, "_PACKED_BASE_ROWS", -1)  # every base too large for the packed walk
+    spread = merge_files(thinned, tmp_path / "spread.model", base=base, weights=weights, progress=False, cache_bytes=0)
+    assert _reread(packed) == _reread(spread) == 0
+    assert (tmp_path / "packed.model").read_bytes() == (tmp_path / "spread.model").read_bytes() == expected
+
+
 def test_base_mode_calls_the_delta_partial_not_subtract(
     models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

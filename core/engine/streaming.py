@@ -112,7 +112,9 @@ def _scan(
             if i == 0:
                 streams = supports_partial(registry, ws.bottom)
             kept = found.data is not None and found.size <= room
-            if streams and not kept:  # all the plan needs of its base learner: the count (and its delta's)
+            # All the plan needs of a streamed base learner: the count (and in base mode its delta's,
+            # also for a kept state: the plan would otherwise hold a whole delta table of each).
+            if streams and (not kept or base_ws is not None):
                 count = CountOnly.of(registry, ws, base_ws, scale)
                 if count is not None:
                     ws = attrs.evolve(ws, states=(*ws.states[:-1], count))
