@@ -1076,19 +1076,11 @@ def _walked(partial: GdPartial, context: PartialContext) -> WeightTable:
         pos = np.concatenate([block.positions(i) for i in present])
         vals = np.concatenate([block.rows(i)[1] for i in present])  # rows × k, input order
         factor = np.repeat(factor_array[present], [block.cuts[i][1] - block.cuts[i][0] for i in present])
+        total = None
         if mode == "adaptive":
-            a = np.ascontiguousarray(vals[:, ai])
             total = np.zeros(block.size, np.float32)
-            np.add.at(total, pos, a)  # A = Σaᵢ, from +0.0, in input order
-            at = total[pos]
-            ok = at > 0
-            ratio = np.divide(a, np.where(ok, at, np.float32(1)), dtype=np.float32)  # f32(a/A)
-            ratio = np.where(ok, ratio, factor)  # p where A = 0
-            contributions = np.multiply(vals, ratio[:, None], dtype=np.float32)
-        else:
-            contributions = np.multiply(vals, factor[:, None], dtype=dtype)
-        for j in range(k):
-            np.add.at(out[j], pos, np.ascontiguousarray(contributions[:, j]))
+            np.add.at(total, pos, np.ascontiguousarray(vals[:, ai]))  # A = Σaᵢ, from +0.0, in input order
+        _add_contributions(out, pos, vals, factor, total, ai, dtype)
         return out
 
     def merged_block(block: RowBlock) -> np.ndarray:
@@ -1118,6 +1110,26 @@ def _walked(partial: GdPartial, context: PartialContext) -> WeightTable:
         return out
 
     return walk_rows(sources, partial.bits, columns, merge_block)
+
+
+def _add_contributions(
+    out: np.ndarray, pos: np.ndarray, vals: np.ndarray, factor: np.ndarray, totals: np.ndarray | None, ai: int,
+    dtype: Any,
+) -> None:  # fmt: skip
+    """``out[:, pos] +=`` each row's contribution, rows in input order (``np.add.at`` adds repeated
+    positions in array order): with ``totals`` (the adaptive path's A per position)
+    f32(θ·f32(a/A)), or f32(θ·p) where A = 0; without, θ·factor in ``dtype``."""
+    if totals is not None:
+        a = np.ascontiguousarray(vals[:, ai])
+        at = totals[pos]
+        ok = at > 0
+        ratio = np.divide(a, np.where(ok, at, np.float32(1)), dtype=np.float32)  # f32(a/A)
+        ratio = np.where(ok, ratio, factor)  # p where A = 0
+        contributions = np.multiply(vals, ratio[:, None], dtype=np.float32)
+    else:
+        contributions = np.multiply(vals, factor[:, None], dtype=dtype)
+    for j in range(len(out)):
+        np.add.at(out[j], pos, np.ascontiguousarray(contributions[:, j]))
 
 
 #: Base mode walks packed inputs without an array per input only for a base of at most this
@@ -1162,22 +1174,12 @@ def _walked_packed(
 
     out = np.zeros((k, len(union)), dtype)
     with np.errstate(all="ignore"):  # (non-finite rows are the core's to report)
-        if mode == "adaptive":
-            total = np.zeros(len(union), np.float32)
+        total = np.zeros(len(union), np.float32) if mode == "adaptive" else None
+        if total is not None:
             for pos, vals, _ in entries():
-                np.add.at(total, pos, np.ascontiguousarray(vals[:, ai]))
+                np.add.at(total, pos, np.ascontiguousarray(vals[:, ai]))  # A = Σaᵢ, from +0.0, in input order
         for pos, vals, factor in entries():
-            if mode == "adaptive":
-                a = np.ascontiguousarray(vals[:, ai])
-                at = total[pos]
-                ok = at > 0
-                ratio = np.divide(a, np.where(ok, at, np.float32(1)), dtype=np.float32)  # f32(a/A)
-                ratio = np.where(ok, ratio, factor)  # p where A = 0
-                contributions = np.multiply(vals, ratio[:, None], dtype=np.float32)
-            else:
-                contributions = np.multiply(vals, factor[:, None], dtype=dtype)
-            for j in range(k):
-                np.add.at(out[j], pos, np.ascontiguousarray(contributions[:, j]))
+            _add_contributions(out, pos, vals, factor, total, ai, dtype)
 
     def merge_block(block: RowBlock) -> np.ndarray:
         start, stop = block.cuts[0]
