@@ -138,6 +138,13 @@ def test_the_builtin_index_says_what_the_plugins_declare() -> None:
     assert source == builtin_index_source()
 
 
+def _fresh_python(code: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run ``code`` in a new interpreter (nothing imported yet), assert it succeeded; its stdout."""
+    run = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
 @pytest.mark.parametrize(
     "args",
     ["", "--cb_explore_adf --epsilon 0.1", "--oaa 3", "--ftrl", "--coin", "--nn 2", "--lrq ab2", "--ccb_explore_adf"],
@@ -159,9 +166,7 @@ def test_the_lazy_registry_derives_the_full_registrys_stacks(models: Models, arg
         "assert got == names(Registry(make_plugin_manager())), got\n"
         "print(len(loaded))\n"
     )
-    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    assert int(run.stdout) < len(DEFAULT_PLUGINS)
+    assert int(_fresh_python(code, str(path))) < len(DEFAULT_PLUGINS)
 
 
 def test_a_hook_call_imports_its_plugin() -> None:
@@ -178,8 +183,7 @@ def test_a_hook_call_imports_its_plugin() -> None:
         "assert lazy.implements('vwmerge_merge', entry)\n"
         "assert lazy.pm.has_plugin('ftrl')\n"
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
+    _fresh_python(code)
 
 
 def test_the_entry_point_scan_sees_what_importlib_metadata_sees(tmp_path: Path) -> None:
@@ -208,8 +212,7 @@ def test_the_entry_point_scan_sees_what_importlib_metadata_sees(tmp_path: Path) 
         "assert any(d.project_name == 'vwmerge' for d, _ in fast)\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
-    assert run.returncode == 0, run.stderr
+    _fresh_python(code, env=env)
 
 
 def test_the_version_is_the_distributions() -> None:
@@ -236,5 +239,4 @@ def test_the_public_names_load_on_first_use() -> None:
         "else:\n"
         "    raise SystemExit('no AttributeError')\n"
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
+    _fresh_python(code)
