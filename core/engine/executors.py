@@ -115,27 +115,6 @@ def cache_scope(cache: StateCache) -> Iterator[StateCache]:
         _CACHES.pop(cache.key, None)
 
 
-@attrs.frozen
-class ModelRef:
-    """A model as workers see it: where it is and what its header said when it was scanned."""
-
-    source: str
-    header: Header
-    options: Options
-    #: the header's bytes (a read that finds them again skips parsing the header)
-    head: bytes = b""
-
-    @classmethod
-    def of(cls, ws: Workspace, heads: KnownHeads | None = None) -> ModelRef:
-        """``ws``'s reference; ``head`` is the bytes object ``heads`` holds for its header when
-        it has one (shared by every model with that header), else the header written out."""
-        known = next((k for k in heads.entries() if k[1] is ws.header), None) if heads is not None else None
-        return cls(ws.source, ws.header, ws.options, known[0] if known is not None else ws.header.to_bytes())
-
-    def info(self, registry: Registry) -> ModelInfo:
-        return ModelInfo(self.header, self.options, registry.derive_stack(self.options, self.source), self.source)
-
-
 @attrs.frozen(eq=False)
 class StreamPlan:
     """One reduction's streamed merge, described so that any process can take part in it."""
@@ -143,7 +122,7 @@ class StreamPlan:
     #: The inputs as the plan saw them (the merge context's own tuple: no object per input more).
     inputs: tuple[ModelInfo, ...]
     sizes: tuple[int, ...]  #: bytes of each input file
-    base: ModelRef | None  #: the base model, when inputs are merged as deltas from it
+    base: ModelInfo | None  #: the base model, when inputs are merged as deltas from it
     output_header: Header
     weights: ModelWeights
     entry: int  #: the reduction's position in the stack
@@ -157,7 +136,8 @@ class StreamPlan:
     defer_nonfinite: bool = False
     #: The key of the merge's :class:`StateCache` (states parsed by the scan), if any.
     cache: str = ""
-    #: The bytes of the inputs' distinct headers (a read that finds them again skips parsing).
+    #: The bytes of the inputs' and the base's distinct headers (:func:`header_bytes`: a read
+    #: that finds them again skips parsing the header).
     heads: tuple[tuple[Header, bytes], ...] = ()
 
     @property
@@ -168,7 +148,8 @@ class StreamPlan:
         """Pickled (for ``--jobs`` and dask workers) without the inputs' stacks, which hold the
         plugins' objects: a worker derives them from its own plugins (:meth:`context`)."""
         fields = attrs.asdict(self, recurse=False)
-        fields["inputs"] = tuple(ModelInfo(m.header, m.options, (), m.source) for m in self.inputs)
+        fields["inputs"] = tuple(attrs.evolve(m, stack=()) for m in self.inputs)
+        fields["base"] = attrs.evolve(self.base, stack=()) if self.base is not None else None
         return (_stream_plan, (fields,))
 
     @property
@@ -181,23 +162,23 @@ class StreamPlan:
         self, registry: Registry, *, pass_index: int = 0, prior: Any = None, in_place: bool = False
     ) -> PartialContext:
         stacks: dict[Options, tuple[StackEntry, ...]] = {}  # models share their options: derive once
-        same = True  # the stacks this process's plugins derive are the plan's (always, but checked)
-        for m in self.inputs:
+
+        def derived(m: ModelInfo) -> ModelInfo:
+            """``m`` with the stack this process's plugins derive (a pickled plan has none)."""
             if m.options not in stacks:
                 stacks[m.options] = registry.derive_stack(m.options, m.source)
-                same = same and stacks[m.options] == m.stack
-        models = (
-            self.inputs
-            if same
-            else tuple(ModelInfo(m.header, m.options, stacks[m.options], m.source) for m in self.inputs)
-        )
+            return m if m.stack == stacks[m.options] else attrs.evolve(m, stack=stacks[m.options])
+
+        distinct = {m.options: m for m in self.inputs}.values()
+        same = all(derived(m) is m for m in distinct)  # (always here; in a worker, never)
+        models = self.inputs if same else tuple(derived(m) for m in self.inputs)
         output = ModelInfo(
             self.output_header,
             implied_options(self.output_header, Options.parse(self.output_header.options_text)),
             models[0].stack,
             "<merged>",
         )
-        base = self.base.info(registry) if self.base is not None else None
+        base = derived(self.base) if self.base is not None else None
         return PartialContext(
             models, base, output, self.weights, registry,
             exact=self.exact, pass_index=pass_index, prior=prior, in_place=in_place,
@@ -206,14 +187,7 @@ class StreamPlan:
     def stack_entry(self, context: PartialContext) -> StackEntry:
         return context.output.stack[self.entry]
 
-    def _head(self, ref: ModelRef | ModelInfo) -> bytes:
-        if isinstance(ref, ModelRef):
-            return ref.head
-        return next((b for h, b in self.heads if h is ref.header), b"")
-
-    def _state(
-        self, ref: ModelRef | ModelInfo, registry: Registry, digests: Digests | None = None, index: int = -1
-    ) -> Any:
+    def _state(self, ref: ModelInfo, registry: Registry, digests: Digests | None = None, index: int = -1) -> Any:
         cache = _CACHES.get(self.cache) if self.cache and index >= 0 else None
         if cache is not None and digests is not None and index in cache.digests:
             digests[index] = cache.digests[index]
@@ -223,7 +197,7 @@ class StreamPlan:
         with _read(ref.source) as source:
             if digests is not None:
                 digests[index] = files.digest(source)  # the bytes this read reads anyway
-            head = self._head(ref)
+            head = next((b for h, b in self.heads if h is ref.header), b"")
             known = (head, ref.header, ref.options) if head else None
             if known is not None:
                 ws = reload(
@@ -298,8 +272,7 @@ class StreamPlan:
 def _read(source: str) -> Iterator[bytes | memoryview]:
     """A model's bytes for one read of its rows: a small local file read whole (one read; its
     rows are then in memory, which a merge holds without a file descriptor), else mapped."""
-    local = files.local_path(source)
-    data = files.read_whole(local, source, CACHED_FILE_MAX) if local is not None else None
+    data = files.read_whole(source, CACHED_FILE_MAX)
     if data is not None:
         yield data
         return
@@ -309,6 +282,14 @@ def _read(source: str) -> Iterator[bytes | memoryview]:
 
 def _stream_plan(fields: dict[str, Any]) -> StreamPlan:
     return StreamPlan(**fields)
+
+
+def header_bytes(models: Iterable[Workspace], heads: KnownHeads) -> tuple[tuple[Header, bytes], ...]:
+    """Each distinct header object of ``models`` with its bytes: the bytes object ``heads``
+    holds for it (shared by every model with that header), else the header written out."""
+    known = {id(h): b for b, h, _ in heads.entries()}
+    distinct = {id(m.header): m.header for m in models}
+    return tuple((h, known.get(key) or h.to_bytes()) for key, h in distinct.items())
 
 
 _END = object()

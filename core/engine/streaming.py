@@ -32,11 +32,11 @@ from .executors import (
     CACHED_FILE_MAX,
     Digests,
     Executor,
-    ModelRef,
     ProcessExecutor,
     StateCache,
     StreamPlan,
     cache_scope,
+    header_bytes,
     quiet_arithmetic,
     resolve,
 )
@@ -280,12 +280,11 @@ def _merge_files(
                 return _all_at_once(
                     inputs, k, entry, base_state, full_base, vw_options, stack, digests, allow_nonfinite
                 )
-            base_ref = ModelRef.of(prep.base, inputs.known) if prep.base is not None else None
             plan = StreamPlan(
-                prep.context.models, inputs.sizes, base_ref,
+                prep.context.models, inputs.sizes, prep.context.base,
                 prep.header, prep.context.weights, k, exact=not ex.parallel, vw_options=vw_options,
                 digest=provenance, allow_nonfinite=allow_nonfinite, defer_nonfinite=not allow_nonfinite,
-                cache=cache.key, heads=tuple((h, b) for b, h, _ in inputs.known.entries()),
+                cache=cache.key, heads=header_bytes([*prep.models, *([prep.base] if prep.base else [])], inputs.known),
             )  # fmt: skip
             with quiet_arithmetic(plan):
                 streamed = ex.merge(plan, reg, bar)

@@ -173,12 +173,16 @@ def map_file(path: str, label: str, *, populate: bool = False) -> memoryview:
     return memoryview(mm)
 
 
-def read_whole(path: str, label: str, limit: int) -> bytes | None:
-    """A local model file's bytes when it is a regular file of at most ``limit`` bytes, else
-    None (the caller maps it). One open, one ``fstat``, one read: for a small model that costs
-    about its size, where mapping costs a page table entry, a page and more system calls. The
-    same checks and errors as :func:`map_file` (the file's ``stat`` is taken before it is
-    opened, so nothing can block on a FIFO or a device)."""
+def read_whole(target: str, limit: int) -> bytes | None:
+    """The bytes of ``target`` when it is a local regular file of at most ``limit`` bytes, else
+    None (a remote or larger file: the caller maps it). One open, one ``fstat``, one read: for a
+    small model that costs about its size, where mapping costs a page table entry, a page and
+    more system calls. The same checks and errors as :func:`map_file` (the file's ``stat`` is
+    taken before it is opened, so nothing can block on a FIFO or a device)."""
+    path = local_path(target) if limit > 0 else None
+    if path is None:
+        return None
+    label = target
     with _opened(path, label) as (fd, size):
         if size > limit:
             return None

@@ -276,8 +276,7 @@ def scan_or_load(
     loads it, if it has at most ``rows_up_to`` bytes (default ``whole_up_to``), else parsed as
     :func:`scan` parses it, its rows passed over; any other file as :func:`scan` reads it.
     ``known``: headers read before (shared)."""
-    local = files.local_path(target) if whole_up_to > 0 else None
-    data = files.read_whole(local, target, whole_up_to) if local is not None else None
+    data = files.read_whole(target, whole_up_to)
     if data is None:
         ws, used, size = _scan(target, vw_options, registry, known)
         return Scanned(ws, used, size)
