@@ -385,21 +385,27 @@ class OnlineSum:
         )  # fmt: skip
 
     def add(self, o: OnlineState) -> OnlineSum:
-        """These sums with ``o``, the next input's state, added."""
+        """These sums with ``o``, the next input's state, added (``0.0 + x`` is ``x`` but for
+        −0.0, and a running sum from 0.0 is never −0.0: the same sums as adding ``x``)."""
+        return self.joined(OnlineSum.of(o))
+
+    def joined(self, other: OnlineSum) -> OnlineSum:
+        """These sums and ``other``'s, the later inputs', added (one input's: :meth:`add`, the
+        exact fold; several inputs': sums of sums, not VW's order of additions)."""
         return OnlineSum(
             self.first,
-            tuple(a + b for a, b in zip(self.normalized_sum_norm_x, o.normalized_sum_norm_x, strict=True)),
-            self.t_examples + (o.t - float(np.float32(o.initial_t))),
-            self.sum_loss + o.sum_loss,
-            o.min_label if o.min_label < self.min_label else self.min_label,
-            o.max_label if o.max_label > self.max_label else self.max_label,
-            self.weighted_labeled_examples + o.weighted_labeled_examples,
-            self.weighted_labels + o.weighted_labels,
-            self.weighted_unlabeled_examples + o.weighted_unlabeled_examples,
-            (self.example_number + o.example_number) % U64,
-            (self.total_features + o.total_features) % U64,
-            tuple(a + b for a, b in zip(self.total_weight, o.total_weight, strict=True)),
-            self.pending or o.pending_truncation,
+            tuple(a + b for a, b in zip(self.normalized_sum_norm_x, other.normalized_sum_norm_x, strict=True)),
+            self.t_examples + other.t_examples,
+            self.sum_loss + other.sum_loss,
+            other.min_label if other.min_label < self.min_label else self.min_label,
+            other.max_label if other.max_label > self.max_label else self.max_label,
+            self.weighted_labeled_examples + other.weighted_labeled_examples,
+            self.weighted_labels + other.weighted_labels,
+            self.weighted_unlabeled_examples + other.weighted_unlabeled_examples,
+            (self.example_number + other.example_number) % U64,
+            (self.total_features + other.total_features) % U64,
+            tuple(a + b for a, b in zip(self.total_weight, other.total_weight, strict=True)),
+            self.pending or other.pending,
         )  # fmt: skip
 
     def merged(self) -> OnlineState:
@@ -763,7 +769,7 @@ class Packed:
         """What these rows cost in memory once packed (16 bytes an input besides)."""
         if self._single is not None:
             idx, vals = self._single[1]
-            return int(idx.nbytes) + len(idx) * 4 * int(vals.shape[1]) + 16
+            return int(idx.nbytes + vals.nbytes) + 16
         return sum(idx.nbytes + vals.nbytes + 16 * len(inputs) for idx, vals, inputs, _ in self.chunks())
 
     def _own(self) -> _Store:
@@ -1248,11 +1254,17 @@ def _finalized(reduction: StackEntry, partial: GdPartial, table: WeightTable, co
     return GdState(partial.resume, online, table)
 
 
-def _online_total(acc: OnlineSum | None, onlines: Run[tuple[int, OnlineState]]) -> OnlineState | None:
-    """``acc`` (states summed so far) with ``onlines`` added in input order, merged."""
+def _folded(acc: OnlineSum | None, onlines: Run[tuple[int, OnlineState]]) -> OnlineSum | None:
+    """``acc`` (states summed so far, or none yet) with ``onlines`` added in input order."""
     for _, o in sorted(onlines, key=lambda item: item[0]):
         acc = OnlineSum.of(o) if acc is None else acc.add(o)
-    return acc.merged() if acc is not None else None
+    return acc
+
+
+def _online_total(acc: OnlineSum | None, onlines: Run[tuple[int, OnlineState]]) -> OnlineState | None:
+    """``acc`` with ``onlines`` added in input order, merged."""
+    total = _folded(acc, onlines)
+    return total.merged() if total is not None else None
 
 
 def _online_parts(
@@ -1262,15 +1274,10 @@ def _online_parts(
     state then is not kept), a parallel one keeps them for its finish to sum in input order."""
     if not context.exact:
         return left.online_sum, left.onlines + right.onlines
-    acc = left.online_sum
-    for _, o in sorted(left.onlines, key=lambda item: item[0]):
-        acc = OnlineSum.of(o) if acc is None else acc.add(o)
-    if right.online_sum is not None:  # (an exact fold combines one input at a time; not reached)
-        rest = right.online_sum.merged()
-        acc = OnlineSum.of(rest) if acc is None else acc.add(rest)
-    for _, o in sorted(right.onlines, key=lambda item: item[0]):
-        acc = OnlineSum.of(o) if acc is None else acc.add(o)
-    return acc, Run()
+    acc = _folded(left.online_sum, left.onlines)
+    if right.online_sum is not None:  # (an exact fold combines one input at a time: not reached)
+        acc = right.online_sum if acc is None else acc.joined(right.online_sum)
+    return _folded(acc, right.onlines), Run()
 
 
 @hookimpl

@@ -320,14 +320,14 @@ MUTANTS = [
     ),
     Mutant(
         "gd-online-labels", "gd",
-        "            o.min_label if o.min_label < self.min_label else self.min_label,",
+        "            other.min_label if other.min_label < self.min_label else self.min_label,",
         "            self.min_label,",
         "gd's online state keeps the first model's min_label",
         ("extremes",),
     ),
     Mutant(
         "gd-sum-loss", "gd",
-        "            self.sum_loss + o.sum_loss,",
+        "            self.sum_loss + other.sum_loss,",
         "            self.sum_loss,",
         "counters: sum_loss is not summed",
         ("merge",),
